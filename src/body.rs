@@ -1,0 +1,156 @@
+//! Response bodies streamed from an open file.
+//!
+//! A [`FileBody`] plays a list of [`Segment`]s (framing bytes and file slices)
+//! in order, reading each slice in bounded chunks on the blocking pool, so
+//! memory stays the same whatever the file or range size. It announces its
+//! exact length (hyper frames the response with it), and it checks after
+//! every read that the file is still the version the headers describe: if the
+//! file shrank, was rewritten or was removed, it fails, and hyper aborts the
+//! connection instead of sending bytes that do not match the headers.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::future::Future as _;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use tokio::task::JoinHandle;
+
+use crate::fs::FileStamp;
+use crate::rfc::multipart::Segment;
+
+/// Bytes read from the file per chunk.
+pub const CHUNK: usize = 128 * 1024;
+
+type ReadResult = io::Result<Bytes>;
+
+/// A streaming body over segments of one open file. See the module docs.
+pub struct FileBody {
+    file: Arc<File>,
+    path: Arc<PathBuf>,
+    stamp: FileStamp,
+    segments: VecDeque<Segment>,
+    remaining: u64,
+    pending: Option<JoinHandle<ReadResult>>,
+}
+
+impl FileBody {
+    /// A body playing `segments` from `file`, which must still match `stamp`
+    /// while it is read. `path` is for log lines.
+    pub fn new(file: Arc<File>, path: PathBuf, stamp: FileStamp, segments: Vec<Segment>) -> Self {
+        let remaining = segments.iter().map(Segment::len).sum();
+        FileBody {
+            file,
+            path: Arc::new(path),
+            stamp,
+            segments: segments.into_iter().filter(|s| !s.is_empty()).collect(),
+            remaining,
+            pending: None,
+        }
+    }
+
+    /// Exact number of bytes the body will yield.
+    pub fn len(&self) -> u64 {
+        self.remaining
+    }
+
+    /// True if the body yields nothing.
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+/// Read `len` bytes at `offset` and check the file is still `stamp`'s version.
+fn read_chunk(file: &File, offset: u64, len: usize, stamp: FileStamp) -> ReadResult {
+    let mut buf = BytesMut::zeroed(len);
+    file.read_exact_at(&mut buf, offset).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")
+        } else {
+            e
+        }
+    })?;
+    // fstat after the read: a change that happened before or during it shows up here
+    let now = FileStamp::of(&file.metadata()?);
+    if now != stamp {
+        return Err(io::Error::other("file changed while being sent"));
+    }
+    Ok(buf.freeze())
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(task) = this.pending.as_mut() {
+                let joined = ready!(Pin::new(task).poll(cx));
+                this.pending = None;
+                let result = joined.unwrap_or_else(|e| Err(io::Error::other(e)));
+                return Poll::Ready(Some(match result {
+                    Ok(chunk) => {
+                        this.remaining -= chunk.len() as u64;
+                        Ok(Frame::data(chunk))
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %this.path.display(), error = %e, "aborting response");
+                        this.segments.clear();
+                        this.remaining = 0;
+                        Err(e)
+                    }
+                }));
+            }
+            let Some(segment) = this.segments.pop_front() else {
+                return Poll::Ready(None);
+            };
+            match segment {
+                Segment::Static(bytes) => {
+                    this.remaining -= bytes.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                }
+                Segment::Slice(range) => {
+                    let len = range.len().min(CHUNK as u64);
+                    if len < range.len() {
+                        let mut rest = range;
+                        rest.start += len;
+                        this.segments.push_front(Segment::Slice(rest));
+                    }
+                    let file = Arc::clone(&this.file);
+                    let stamp = this.stamp;
+                    let offset = range.start;
+                    this.pending = Some(tokio::task::spawn_blocking(move || {
+                        read_chunk(&file, offset, len as usize, stamp)
+                    }));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0 && self.pending.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl Drop for FileBody {
+    fn drop(&mut self) {
+        // A client that hung up leaves a read in flight; it is harmless, but don't wait on it.
+        if let Some(task) = self.pending.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Validated server options, shared by the CLI and the library API.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+/// Everything a server needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The directory to serve.
+    pub root: PathBuf,
+    /// Address to bind.
+    pub bind: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Whether directories without index.html get an HTML listing.
+    pub listing: bool,
+    /// Ranges allowed after coalescing; more and the Range header is ignored.
+    pub max_ranges: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: PathBuf::from("."),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8080,
+            listing: true,
+            max_ranges: 64,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Errors that end a request before a file response, and the one place that
+//! maps them to HTTP. Bodies are short fixed texts: no I/O error text and no
+//! hint of what exists on disk reaches a client.
+
+use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// Methods the server supports, as sent in `Allow`.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
+
+/// A request that gets an error status instead of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// Nothing servable at this path (also: refused paths, with no hint why).
+    #[error("not found")]
+    NotFound,
+    /// A method other than GET, HEAD or OPTIONS.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The server failed (an I/O error other than not-found, a panic).
+    #[error("internal error")]
+    Internal,
+}
+
+impl HttpError {
+    /// The status this error is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = format!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        let mut res = (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
+        if self == HttpError::MethodNotAllowed {
+            res.headers_mut()
+                .insert(ALLOW, ALLOWED_METHODS.parse().expect("static header"));
+        }
+        res
+    }
+}

@@ -1,0 +1,131 @@
+//! The decision for one file request, as a value: [`decide`] maps the facts of
+//! a request and a file to a [`ResponsePlan`], which [`crate::render`] turns
+//! into a response. Pure: no I/O, no clock, no axum types.
+
+use crate::rfc::range::{self, ByteRange, FullReason, RangeDecision, RangeParseError};
+
+/// The request method, as far as file serving cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMethod {
+    /// GET: the only method with range semantics (RFC 9110 14.2).
+    Get,
+    /// HEAD: the headers of the same GET without its Range.
+    Head,
+}
+
+/// The request's `Range` header, as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeHeader<'a> {
+    /// No Range header.
+    Absent,
+    /// Exactly one Range header with a visible-ASCII value.
+    Value(&'a str),
+    /// Several Range headers, or a value that is not visible ASCII.
+    Unreadable,
+}
+
+/// The facts of a request that decide a file response.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// GET or HEAD.
+    pub method: FileMethod,
+    /// The Range header.
+    pub range: RangeHeader<'a>,
+}
+
+/// Why a present Range header did not shape the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoredRange {
+    /// Range only applies to GET (RFC 9110 14.2).
+    NotGet,
+    /// Unknown unit or invalid syntax (14.2: ignore).
+    Invalid(RangeParseError),
+    /// Repeated header or non-ASCII value.
+    Unreadable,
+    /// More ranges than `--max-ranges` after coalescing (14.2 DoS guard).
+    TooMany,
+    /// A suffix-range of an empty file: the (empty) whole is the answer.
+    EmptyRepresentation,
+}
+
+impl IgnoredRange {
+    /// True when the client sent something wrong or abusive (worth a log line).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            IgnoredRange::Invalid(_) | IgnoredRange::Unreadable | IgnoredRange::TooMany
+        )
+    }
+}
+
+/// What to send for a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponsePlan {
+    /// 200 with the whole file; `ignored` says why a Range header, if any, was not used.
+    Full {
+        /// Why the Range header was ignored, if one was sent.
+        ignored: Option<IgnoredRange>,
+    },
+    /// 206 with one range.
+    Partial(ByteRange),
+    /// 206 multipart/byteranges, parts in this order.
+    Multipart(Vec<ByteRange>),
+    /// 416 with `Content-Range: bytes */LEN`.
+    Unsatisfiable,
+}
+
+/// Decide the response for a file of `length` bytes (RFC 9110 14.2).
+pub fn decide(req: &RequestFacts<'_>, length: u64, max_ranges: usize) -> ResponsePlan {
+    let full = |why| ResponsePlan::Full { ignored: Some(why) };
+    let value = match req.range {
+        RangeHeader::Absent => return ResponsePlan::Full { ignored: None },
+        _ if req.method != FileMethod::Get => return full(IgnoredRange::NotGet),
+        RangeHeader::Unreadable => return full(IgnoredRange::Unreadable),
+        RangeHeader::Value(v) => v,
+    };
+    let specs = match range::parse(value) {
+        Ok(specs) => specs,
+        Err(e) => return full(IgnoredRange::Invalid(e)),
+    };
+    match range::resolve(&specs, length, max_ranges) {
+        RangeDecision::Full(FullReason::TooManyRanges) => full(IgnoredRange::TooMany),
+        RangeDecision::Full(FullReason::EmptyRepresentation) => {
+            full(IgnoredRange::EmptyRepresentation)
+        }
+        RangeDecision::Unsatisfiable => ResponsePlan::Unsatisfiable,
+        RangeDecision::Single(r) => ResponsePlan::Partial(r),
+        RangeDecision::Multi(rs) => ResponsePlan::Multipart(rs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FileMethod::*;
+    use RangeHeader::*;
+
+    #[test]
+    fn decide_table() {
+        let r = |start, end| ByteRange { start, end };
+        #[rustfmt::skip]
+        let rows: &[(&str, FileMethod, RangeHeader, ResponsePlan)] = &[
+            ("no Range: 200", Get, Absent, ResponsePlan::Full { ignored: None }),
+            ("HEAD no Range: 200", Head, Absent, ResponsePlan::Full { ignored: None }),
+            ("14.2 HEAD ignores Range", Head, Value("bytes=0-0"), ResponsePlan::Full { ignored: Some(IgnoredRange::NotGet) }),
+            ("14.2 HEAD ignores even a bad Range", Head, Value("junk"), ResponsePlan::Full { ignored: Some(IgnoredRange::NotGet) }),
+            ("14.2 unknown unit ignored", Get, Value("lines=0-1"), ResponsePlan::Full { ignored: Some(IgnoredRange::Invalid(RangeParseError::UnknownUnit)) }),
+            ("14.2 invalid syntax ignored", Get, Value("bytes=5-1"), ResponsePlan::Full { ignored: Some(IgnoredRange::Invalid(RangeParseError::Backwards)) }),
+            ("repeated Range header ignored", Get, Unreadable, ResponsePlan::Full { ignored: Some(IgnoredRange::Unreadable) }),
+            ("15.3.7 single range", Get, Value("bytes=0-9"), ResponsePlan::Partial(r(0, 9))),
+            ("14.6 multi range", Get, Value("bytes=0-0,-1"), ResponsePlan::Multipart(vec![r(0, 0), r(99, 99)])),
+            ("15.5.17 unsatisfiable", Get, Value("bytes=100-"), ResponsePlan::Unsatisfiable),
+        ];
+        for (name, method, range, want) in rows {
+            let req = RequestFacts {
+                method: *method,
+                range: *range,
+            };
+            assert_eq!(&decide(&req, 100, 64), want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The `Range` request header (RFC 9110 section 14): parsing it into typed
+//! range specs, resolving those against a representation length, and
+//! formatting `Content-Range` (section 14.4), the one formatter used by
+//! single-range responses, multipart part headers and 416 answers.
+//!
+//! Everything here is pure: values in, values out. The two steps are kept
+//! apart on purpose (parse, then resolve against the length): a syntax error
+//! means "ignore the header and send 200", an unsatisfiable range means 416.
+
+use std::fmt;
+
+/// One `range-spec` of a `Range: bytes=...` header (RFC 9110 14.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// `first-` or `first-last`: an int-range. `last` is inclusive.
+    /// Numbers too large for `u64` saturate to `u64::MAX`, which keeps their
+    /// meaning: such a first-pos is beyond any file, such a last-pos means "to the end".
+    FromTo {
+        /// first-pos
+        first: u64,
+        /// last-pos, absent in the open-ended form `first-`
+        last: Option<u64>,
+    },
+    /// `-n`: the last `n` bytes (a suffix-range).
+    Suffix(u64),
+}
+
+/// Why a `Range` header was not understood. Every variant means the same thing
+/// to the server (RFC 9110 14.2: ignore the header, send 200); the variant says why, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RangeParseError {
+    /// The unit is not `bytes` (compared case-insensitively).
+    #[error("unknown range unit")]
+    UnknownUnit,
+    /// No `=` after the unit.
+    #[error("missing '=' after the range unit")]
+    MissingEquals,
+    /// The range-set holds no range-spec at all (`bytes=`, `bytes=,`).
+    #[error("empty range set")]
+    Empty,
+    /// A range-spec that is not `a-b`, `a-` or `-n` with decimal digits.
+    #[error("malformed range-spec")]
+    Malformed,
+    /// An int-range whose last-pos is before its first-pos (`5-4`).
+    #[error("last-pos before first-pos")]
+    Backwards,
+}
+
+/// Parse a `Range` header value (RFC 9110 14.1.1).
+///
+/// Accepts `bytes=` in any case, comma lists with optional whitespace around
+/// elements, and empty list elements (RFC 9110 5.6.1.2). Whitespace around the
+/// `=` is tolerated too (a lenient recipient; it changes no meaning).
+///
+/// ```
+/// use rangeserve::rfc::range::{parse, RangeSpec};
+/// assert_eq!(parse("bytes=0-0,-1"), Ok(vec![
+///     RangeSpec::FromTo { first: 0, last: Some(0) },
+///     RangeSpec::Suffix(1),
+/// ]));
+/// ```
+pub fn parse(value: &str) -> Result<Vec<RangeSpec>, RangeParseError> {
+    let (unit, set) = value
+        .split_once('=')
+        .ok_or(RangeParseError::MissingEquals)?;
+    if !unit.trim_matches(is_ows).eq_ignore_ascii_case("bytes") {
+        return Err(RangeParseError::UnknownUnit);
+    }
+    let mut specs = Vec::new();
+    for element in set.split(',') {
+        let element = element.trim_matches(is_ows);
+        if element.is_empty() {
+            continue; // empty list elements are legal and ignored (5.6.1.2)
+        }
+        specs.push(parse_spec(element)?);
+    }
+    if specs.is_empty() {
+        return Err(RangeParseError::Empty);
+    }
+    Ok(specs)
+}
+
+fn is_ows(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+fn parse_spec(s: &str) -> Result<RangeSpec, RangeParseError> {
+    let (first, last) = s.split_once('-').ok_or(RangeParseError::Malformed)?;
+    if first.is_empty() {
+        return Ok(RangeSpec::Suffix(parse_digits(last)?));
+    }
+    let first = parse_digits(first)?;
+    let last = if last.is_empty() {
+        None
+    } else {
+        Some(parse_digits(last)?)
+    };
+    if matches!(last, Some(l) if l < first) {
+        return Err(RangeParseError::Backwards);
+    }
+    Ok(RangeSpec::FromTo { first, last })
+}
+
+/// `1*DIGIT`, saturating at `u64::MAX` (the grammar puts no bound on digits).
+fn parse_digits(s: &str) -> Result<u64, RangeParseError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RangeParseError::Malformed);
+    }
+    Ok(s.bytes().fold(0u64, |acc, b| {
+        acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
+}
+
+/// A satisfiable byte range, resolved against a length: `start..=end`, never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteRange {
+    /// First byte offset.
+    pub start: u64,
+    /// Last byte offset, inclusive (`start <= end < length`).
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// Number of bytes in the range (at least 1).
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// Always false: a `ByteRange` holds at least one byte. Present for clippy's sake.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// What to do with a request's ranges, once they are resolved against the length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RangeDecision {
+    /// Send the whole representation with 200 (the header is ignored; see [`FullReason`]).
+    Full(FullReason),
+    /// 416: no range is satisfiable (RFC 9110 15.5.17).
+    Unsatisfiable,
+    /// 206 with one `Content-Range` (15.3.7.1).
+    Single(ByteRange),
+    /// 206 `multipart/byteranges`, parts in this order (14.6). Always two or more.
+    Multi(Vec<ByteRange>),
+}
+
+/// Why a range request is answered with the full representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullReason {
+    /// A suffix-range on an empty representation: satisfiable, yet a 206 cannot
+    /// describe zero bytes, so the (empty) whole is sent.
+    EmptyRepresentation,
+    /// More ranges than the limit, after coalescing (a DoS guard, 14.2).
+    TooManyRanges,
+}
+
+/// Resolve parsed specs against `length` (RFC 9110 14.1.1, 14.2).
+///
+/// Unsatisfiable specs are dropped; overlapping and adjacent ranges are
+/// coalesced, so a response body can never exceed the representation (plus
+/// multipart framing) however the request repeats itself; the survivors keep
+/// the order in which the client first asked for them. More than `max_ranges`
+/// ranges after that means the header is ignored.
+pub fn resolve(specs: &[RangeSpec], length: u64, max_ranges: usize) -> RangeDecision {
+    let mut satisfiable_but_empty = false;
+    // (range, index of the first request that asked for it)
+    let mut ranges: Vec<(ByteRange, usize)> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        match *spec {
+            RangeSpec::FromTo { first, last } => {
+                if first < length {
+                    let end = last.map_or(length - 1, |l| l.min(length - 1));
+                    ranges.push((ByteRange { start: first, end }, i));
+                }
+            }
+            RangeSpec::Suffix(0) => {}
+            RangeSpec::Suffix(n) => {
+                if length == 0 {
+                    satisfiable_but_empty = true;
+                } else {
+                    let start = length - n.min(length);
+                    ranges.push((
+                        ByteRange {
+                            start,
+                            end: length - 1,
+                        },
+                        i,
+                    ));
+                }
+            }
+        }
+    }
+    if ranges.is_empty() {
+        return if satisfiable_but_empty {
+            RangeDecision::Full(FullReason::EmptyRepresentation)
+        } else {
+            RangeDecision::Unsatisfiable
+        };
+    }
+    let mut merged = coalesce(ranges);
+    if merged.len() > max_ranges {
+        return RangeDecision::Full(FullReason::TooManyRanges);
+    }
+    if merged.len() == 1 {
+        return RangeDecision::Single(merged.remove(0));
+    }
+    RangeDecision::Multi(merged)
+}
+
+/// Merge overlapping and adjacent ranges; order the result by first request.
+fn coalesce(mut ranges: Vec<(ByteRange, usize)>) -> Vec<ByteRange> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(ByteRange, usize)> = Vec::with_capacity(ranges.len());
+    for (r, order) in ranges {
+        match merged.last_mut() {
+            // adjacent (end + 1 == start) or overlapping; end < u64::MAX as end < length
+            Some((m, first_asked)) if r.start <= m.end + 1 => {
+                m.end = m.end.max(r.end);
+                *first_asked = (*first_asked).min(order);
+            }
+            _ => merged.push((r, order)),
+        }
+    }
+    merged.sort_unstable_by_key(|&(_, order)| order);
+    merged.into_iter().map(|(r, _)| r).collect()
+}
+
+/// A `Content-Range` value (RFC 9110 14.4), formatted by its `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes FIRST-LAST/LENGTH`
+    Bytes {
+        /// The range sent.
+        range: ByteRange,
+        /// The complete length.
+        length: u64,
+    },
+    /// `bytes */LENGTH`, for 416.
+    Unsatisfied {
+        /// The complete length.
+        length: u64,
+    },
+}
+
+impl fmt::Display for ContentRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContentRange::Bytes { range, length } => {
+                write!(f, "bytes {}-{}/{}", range.start, range.end, length)
+            }
+            ContentRange::Unsatisfied { length } => write!(f, "bytes */{length}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeSpec::{FromTo, Suffix};
+    use super::*;
+
+    fn ft(first: u64, last: u64) -> RangeSpec {
+        FromTo {
+            first,
+            last: Some(last),
+        }
+    }
+    fn from(first: u64) -> RangeSpec {
+        FromTo { first, last: None }
+    }
+
+    #[test]
+    fn parse_table() {
+        use RangeParseError::*;
+        #[rustfmt::skip]
+        let rows: &[(&str, &str, Result<Vec<RangeSpec>, RangeParseError>)] = &[
+            // RFC 9110 14.1.2 examples
+            ("14.1.2 first 500 bytes", "bytes=0-499", Ok(vec![ft(0, 499)])),
+            ("14.1.2 second 500 bytes", "bytes=500-999", Ok(vec![ft(500, 999)])),
+            ("14.1.2 final 500 (suffix)", "bytes=-500", Ok(vec![Suffix(500)])),
+            ("14.1.2 final 500 (open)", "bytes=9500-", Ok(vec![from(9500)])),
+            ("14.1.2 first and last only", "bytes=0-0,-1", Ok(vec![ft(0, 0), Suffix(1)])),
+            ("14.1.2 non-canonical second 500 a", "bytes=500-600,601-999", Ok(vec![ft(500, 600), ft(601, 999)])),
+            ("14.1.2 non-canonical second 500 b", "bytes=500-700,601-999", Ok(vec![ft(500, 700), ft(601, 999)])),
+            // the seed's five forms
+            ("seed 0-499", "bytes=0-499", Ok(vec![ft(0, 499)])),
+            ("seed 500-999", "bytes=500-999", Ok(vec![ft(500, 999)])),
+            ("seed -500", "bytes=-500", Ok(vec![Suffix(500)])),
+            ("seed 500-", "bytes=500-", Ok(vec![from(500)])),
+            ("seed 0-0,-1", "bytes=0-0,-1", Ok(vec![ft(0, 0), Suffix(1)])),
+            ("seed as written, spaces around =", "bytes = 0-499", Ok(vec![ft(0, 499)])),
+            // 14.1: unit is case-insensitive
+            ("unit upper case", "BYTES=1-2", Ok(vec![ft(1, 2)])),
+            ("unit mixed case", "Bytes=1-2", Ok(vec![ft(1, 2)])),
+            // 5.6.1.2: OWS around commas, empty elements
+            ("OWS around commas", "bytes=0-1 , 3-4,\t-5", Ok(vec![ft(0, 1), ft(3, 4), Suffix(5)])),
+            ("trailing comma", "bytes=0-1,", Ok(vec![ft(0, 1)])),
+            ("leading and double commas", "bytes=,0-1,,4-5", Ok(vec![ft(0, 1), ft(4, 5)])),
+            ("zero-length suffix is syntax-valid", "bytes=-0", Ok(vec![Suffix(0)])),
+            ("single byte", "bytes=7-7", Ok(vec![ft(7, 7)])),
+            // overflow saturates instead of failing
+            ("overflow first-pos", "bytes=99999999999999999999999-", Ok(vec![from(u64::MAX)])),
+            ("overflow last-pos", "bytes=0-99999999999999999999999", Ok(vec![ft(0, u64::MAX)])),
+            ("overflow suffix", "bytes=-99999999999999999999999", Ok(vec![Suffix(u64::MAX)])),
+            ("leading zeros", "bytes=007-010", Ok(vec![ft(7, 10)])),
+            // invalid: 14.2 says ignore (200)
+            ("other unit", "items=0-1", Err(UnknownUnit)),
+            ("unit prefix only", "byte=0-1", Err(UnknownUnit)),
+            ("no equals", "bytes 0-1", Err(MissingEquals)),
+            ("empty header", "", Err(MissingEquals)),
+            ("empty set", "bytes=", Err(Empty)),
+            ("only commas", "bytes=, ,", Err(Empty)),
+            ("lone dash", "bytes=-", Err(Malformed)),
+            ("no dash", "bytes=5", Err(Malformed)),
+            ("two dashes", "bytes=1-2-3", Err(Malformed)),
+            ("plus sign", "bytes=+1-2", Err(Malformed)),
+            ("negative last", "bytes=1--2", Err(Malformed)),
+            ("hex digits", "bytes=0x1-2", Err(Malformed)),
+            ("inner space", "bytes=1 -2", Err(Malformed)),
+            ("non-ASCII digit", "bytes=١-2", Err(Malformed)),
+            ("backwards int-range", "bytes=5-4", Err(Backwards)),
+            ("one bad element spoils the set", "bytes=0-1,x", Err(Malformed)),
+            ("one backwards element spoils the set", "bytes=0-1,9-3", Err(Backwards)),
+        ];
+        for (name, input, want) in rows {
+            assert_eq!(&parse(input), want, "{name}: {input:?}");
+        }
+    }
+
+    fn r(start: u64, end: u64) -> ByteRange {
+        ByteRange { start, end }
+    }
+
+    #[test]
+    fn resolve_table() {
+        use RangeDecision::*;
+        #[rustfmt::skip]
+        let rows: &[(&str, &str, u64, RangeDecision)] = &[
+            // 14.1.1: clamping and satisfiability, 10000-byte representation
+            ("14.1.2 first 500", "bytes=0-499", 10000, Single(r(0, 499))),
+            ("14.1.2 suffix 500", "bytes=-500", 10000, Single(r(9500, 9999))),
+            ("14.1.2 open 9500-", "bytes=9500-", 10000, Single(r(9500, 9999))),
+            ("14.1.2 first and last", "bytes=0-0,-1", 10000, Multi(vec![r(0, 0), r(9999, 9999)])),
+            ("14.1.2 non-canonical adjacent merge", "bytes=500-600,601-999", 10000, Single(r(500, 999))),
+            ("14.1.2 non-canonical overlap merge", "bytes=500-700,601-999", 10000, Single(r(500, 999))),
+            ("14.1.1 last-pos clamped to length-1", "bytes=9000-20000", 10000, Single(r(9000, 9999))),
+            ("14.1.1 suffix longer than the file = whole", "bytes=-20000", 10000, Single(r(0, 9999))),
+            ("14.1.1 first-pos = length unsatisfiable", "bytes=10000-", 10000, Unsatisfiable),
+            ("14.1.1 suffix 0 unsatisfiable", "bytes=-0", 10000, Unsatisfiable),
+            ("overflowed first-pos unsatisfiable", "bytes=99999999999999999999999-", 10000, Unsatisfiable),
+            ("overflowed last-pos clamps", "bytes=5-99999999999999999999999", 10000, Single(r(5, 9999))),
+            ("unsatisfiable dropped, rest kept", "bytes=20000-30000,0-4", 10000, Single(r(0, 4))),
+            ("all unsatisfiable", "bytes=20000-30000,-0", 10000, Unsatisfiable),
+            ("whole file as a range stays 206", "bytes=0-", 10000, Single(r(0, 9999))),
+            // 14.6: request order kept
+            ("request order kept", "bytes=-1,0-0", 10000, Multi(vec![r(9999, 9999), r(0, 0)])),
+            ("three parts in order", "bytes=50-59,0-9,20-29", 100, Multi(vec![r(50, 59), r(0, 9), r(20, 29)])),
+            ("merged part sits where first asked", "bytes=50-59,0-9,5-20", 100, Multi(vec![r(50, 59), r(0, 20)])),
+            // 14.2 abuse: the 2011 overlapping-range attack collapses to one range
+            ("overlap attack", "bytes=0-,0-,0-,0-,0-", 10000, Single(r(0, 9999))),
+            ("overlapping suffixes", "bytes=-10,-20,-30", 100, Single(r(70, 99))),
+            ("contained range", "bytes=0-99,10-20", 100, Single(r(0, 99))),
+            // empty representation
+            ("empty file int-range", "bytes=0-0", 0, Unsatisfiable),
+            ("empty file open range", "bytes=0-", 0, Unsatisfiable),
+            ("empty file suffix = 200 with empty body", "bytes=-5", 0, Full(FullReason::EmptyRepresentation)),
+            ("one-byte file", "bytes=0-0,-1", 1, Single(r(0, 0))),
+        ];
+        for (name, header, len, want) in rows {
+            let specs = parse(header).unwrap();
+            assert_eq!(
+                &resolve(&specs, *len, 64),
+                want,
+                "{name}: {header:?} len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_ranges_after_coalescing_is_ignored() {
+        let many: String = (0..65).map(|i| format!("{}-{},", i * 10, i * 10)).collect();
+        let specs = parse(&format!("bytes={many}")).unwrap();
+        assert_eq!(
+            resolve(&specs, 10_000, 64),
+            RangeDecision::Full(FullReason::TooManyRanges)
+        );
+        assert!(matches!(resolve(&specs, 10_000, 65), RangeDecision::Multi(v) if v.len() == 65));
+        // 1000 overlapping specs coalesce to one: not "too many"
+        let overlapping = vec![
+            RangeSpec::FromTo {
+                first: 0,
+                last: None
+            };
+            1000
+        ];
+        assert_eq!(
+            resolve(&overlapping, 10, 64),
+            RangeDecision::Single(r(0, 9))
+        );
+    }
+
+    #[test]
+    fn content_range_format() {
+        // RFC 9110 14.4 examples
+        let cr = ContentRange::Bytes {
+            range: r(42, 1233),
+            length: 1234,
+        };
+        assert_eq!(cr.to_string(), "bytes 42-1233/1234");
+        assert_eq!(
+            ContentRange::Unsatisfied { length: 1234 }.to_string(),
+            "bytes */1234"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Binding, the connection loop (HTTP/1.1 via hyper), and graceful shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::Config;
+use crate::fs::Root;
+use crate::handler::{self, App};
+
+/// Longest a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request line plus headers above this size get 431 (hyper's minimum is 8 KiB).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Why a server could not start. Each says what to fix in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The directory to serve does not exist or cannot be read.
+    #[error("cannot serve {}: {source}", path.display())]
+    Root {
+        /// The directory given.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why (in use, not local, permission).
+        source: io::Error,
+    },
+}
+
+/// A bound server, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+}
+
+impl Server {
+    /// Check the root and bind the listener.
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let root = Root::new(&config.root).map_err(|source| StartError::Root {
+            path: config.root.clone(),
+            source,
+        })?;
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let router = router(Arc::new(App { root, config }));
+        Ok(Server {
+            listener,
+            local_addr,
+            router,
+        })
+    }
+
+    /// The address actually bound (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://ADDR:PORT/`, IPv6 addresses in brackets.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.local_addr)
+    }
+
+    /// Serve until `shutdown` completes, then stop accepting and wait up to
+    /// `grace` for in-flight responses.
+    pub async fn run(self, shutdown: impl Future<Output = ()>, grace: Duration) {
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // e.g. EMFILE: back off instead of spinning
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(self.router.clone());
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .title_case_headers(true)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight responses still running after {grace:?}; stopping anyway");
+        }
+    }
+
+    /// Serve on a background task until the handle is shut down or dropped.
+    pub fn spawn(self) -> ServerHandle {
+        let (tx, rx) = oneshot::channel::<()>();
+        let local_addr = self.local_addr;
+        let task = tokio::spawn(self.run(
+            async {
+                let _ = rx.await;
+            },
+            Duration::from_secs(10),
+        ));
+        ServerHandle {
+            local_addr,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// A server running on a background task. Dropping it stops the server.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://ADDR:PORT/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.local_addr)
+    }
+
+    /// Stop accepting, let in-flight responses finish, and wait for that.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The router: one fallback handler, an access log, and panic containment.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .fallback(handler::handle)
+        .with_state(app)
+        .layer(middleware::from_fn(access_log))
+        .layer(CatchPanicLayer::new())
+}
+
+/// One log line per request: method, target, Range, status, time to headers.
+async fn access_log(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let target = req.uri().clone();
+    let range = req
+        .headers()
+        .get(axum::http::header::RANGE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let res = next.run(req).await;
+    tracing::info!(
+        target: "rangeserve::access",
+        "{method} {target} {} range={} {:?}",
+        res.status().as_u16(),
+        range.as_deref().unwrap_or("-"),
+        start.elapsed()
+    );
+    res
+}
