@@ -122,10 +122,7 @@ mod tests {
         let delim = format!("--{boundary}\r\n");
         let mut out = Vec::new();
         let mut rest = body;
-        loop {
-            let Some(pos) = find(rest, delim.as_bytes()) else {
-                break;
-            };
+        while let Some(pos) = find(rest, delim.as_bytes()) {
             rest = &rest[pos + delim.len()..];
             let hdr_end = find(rest, b"\r\n\r\n").unwrap();
             let headers = std::str::from_utf8(&rest[..hdr_end]).unwrap();

@@ -269,11 +269,13 @@ mod tests {
         FromTo { first, last: None }
     }
 
+    type ParseResult = Result<Vec<RangeSpec>, RangeParseError>;
+
     #[test]
     fn parse_table() {
         use RangeParseError::*;
         #[rustfmt::skip]
-        let rows: &[(&str, &str, Result<Vec<RangeSpec>, RangeParseError>)] = &[
+        let rows: &[(&str, &str, ParseResult)] = &[
             // RFC 9110 14.1.2 examples
             ("14.1.2 first 500 bytes", "bytes=0-499", Ok(vec![ft(0, 499)])),
             ("14.1.2 second 500 bytes", "bytes=500-999", Ok(vec![ft(500, 999)])),
