@@ -34,6 +34,15 @@ pub struct Cli {
     /// Most ranges served in one response, after coalescing; more and the Range header is ignored (200).
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_ranges: u16,
+    /// Cache-Control value sent with files.
+    #[arg(long, value_name = "VALUE", default_value = crate::config::DEFAULT_CACHE_CONTROL)]
+    pub cache_control: String,
+    /// Keep content hashes (ETags) in FILE so they survive restarts.
+    #[arg(long, value_name = "FILE")]
+    pub etag_cache: Option<PathBuf>,
+    /// Hash every file at start-up, in the background, with progress on stderr.
+    #[arg(long)]
+    pub prehash: bool,
 }
 
 impl Cli {
@@ -45,6 +54,9 @@ impl Cli {
             port: self.port,
             listing: !self.no_listing,
             max_ranges: usize::from(self.max_ranges),
+            cache_control: self.cache_control.clone(),
+            etag_cache: self.etag_cache.clone(),
+            prehash: self.prehash,
         }
     }
 }

@@ -16,7 +16,17 @@ pub struct Config {
     pub listing: bool,
     /// Ranges allowed after coalescing; more and the Range header is ignored.
     pub max_ranges: usize,
+    /// The Cache-Control value of file responses.
+    pub cache_control: String,
+    /// Where to persist content hashes across restarts (none: memory only).
+    pub etag_cache: Option<PathBuf>,
+    /// Hash the whole tree in the background at start-up.
+    pub prehash: bool,
 }
+
+/// Cache-Control by default: caches may store files but must revalidate
+/// (cheap with our strong ETags), so a test fixture never serves stale bytes.
+pub const DEFAULT_CACHE_CONTROL: &str = "no-cache";
 
 impl Default for Config {
     fn default() -> Self {
@@ -26,6 +36,9 @@ impl Default for Config {
             port: 8080,
             listing: true,
             max_ranges: 64,
+            cache_control: DEFAULT_CACHE_CONTROL.to_string(),
+            etag_cache: None,
+            prehash: false,
         }
     }
 }

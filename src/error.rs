@@ -2,7 +2,7 @@
 //! maps them to HTTP. Bodies are short fixed texts: no I/O error text and no
 //! hint of what exists on disk reaches a client.
 
-use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -21,6 +21,9 @@ pub enum HttpError {
     /// The server failed (an I/O error other than not-found, a panic).
     #[error("internal error")]
     Internal,
+    /// The file kept changing while we tried to hash it; try again shortly.
+    #[error("file is changing")]
+    Changing,
 }
 
 impl HttpError {
@@ -30,6 +33,7 @@ impl HttpError {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::Changing => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -43,9 +47,15 @@ impl IntoResponse for HttpError {
             status.canonical_reason().unwrap_or("")
         );
         let mut res = (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
-        if self == HttpError::MethodNotAllowed {
-            res.headers_mut()
-                .insert(ALLOW, ALLOWED_METHODS.parse().expect("static header"));
+        let headers = res.headers_mut();
+        match self {
+            HttpError::MethodNotAllowed => {
+                headers.insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+            }
+            HttpError::Changing => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         res
     }

@@ -14,6 +14,7 @@ use std::io;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use percent_encoding::percent_decode_str;
@@ -37,7 +38,7 @@ pub enum PathError {
 pub struct RequestPath {
     /// Decoded segments, without empty and `.` segments.
     pub segments: Vec<OsString>,
-    /// Whether the raw path ended with `/` (directories are served only then).
+    /// Whether the path ended with `/` or `/.` (directories are served only then).
     pub trailing_slash: bool,
 }
 
@@ -49,20 +50,25 @@ pub struct RequestPath {
 pub fn decode_path(raw: &str) -> Result<RequestPath, PathError> {
     let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
     let mut segments = Vec::new();
+    // a path that ends in "/" or "/." names a directory, never a file
+    let mut trailing_slash = true;
     for raw_seg in rest.split('/') {
         let bytes: Vec<u8> = percent_decode_str(raw_seg).collect();
         if bytes.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
             return Err(PathError::ForbiddenByte);
         }
         match bytes.as_slice() {
-            b"" | b"." => continue,
+            b"" | b"." => trailing_slash = true,
             b".." => return Err(PathError::DotDot),
-            _ => segments.push(OsString::from_vec(bytes)),
+            _ => {
+                trailing_slash = false;
+                segments.push(OsString::from_vec(bytes));
+            }
         }
     }
     Ok(RequestPath {
         segments,
-        trailing_slash: raw.ends_with('/'),
+        trailing_slash,
     })
 }
 
@@ -157,8 +163,8 @@ impl FileStamp {
 /// An open regular file with the metadata read from the open descriptor.
 #[derive(Debug)]
 pub struct OpenFile {
-    /// The open file.
-    pub file: File,
+    /// The open file (shared with the body that streams it and the hasher).
+    pub file: Arc<File>,
     /// Its real path.
     pub path: PathBuf,
     /// Identity and version at open time.
@@ -182,7 +188,7 @@ impl OpenFile {
         Ok(Some(OpenFile {
             stamp: FileStamp::of(&meta),
             modified: meta.modified()?,
-            file,
+            file: Arc::new(file),
             path: path.to_path_buf(),
         }))
     }
@@ -233,6 +239,9 @@ mod tests {
             assert_eq!(segs(raw), want, "{raw:?}");
         }
         assert!(decode_path("/sub/").unwrap().trailing_slash);
+        assert!(decode_path("/sub/.").unwrap().trailing_slash);
+        assert!(decode_path("/").unwrap().trailing_slash);
         assert!(!decode_path("/sub").unwrap().trailing_slash);
+        assert!(!decode_path("/a/./b").unwrap().trailing_slash);
     }
 }

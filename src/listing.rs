@@ -72,7 +72,7 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// Percent-encode a file name for use as a relative link.
-pub fn encode_link(name: &OsString) -> String {
+pub fn encode_link(name: &std::ffi::OsStr) -> String {
     // file names may not be UTF-8: encode their bytes
     percent_encoding::percent_encode(name.as_bytes(), LINK).to_string()
 }

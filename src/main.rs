@@ -30,6 +30,12 @@ fn main() -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(&e.to_string()),
         };
+        // Signal handlers go in before anyone is told we are ready, so a
+        // SIGTERM sent right after the first line still shuts down cleanly.
+        let shutdown = match shutdown_signal() {
+            Ok(f) => f,
+            Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+        };
         // The contract for anyone spawning us: this is stdout's first line,
         // flushed before the first connection is accepted.
         let mut out = std::io::stdout().lock();
@@ -40,7 +46,7 @@ fn main() -> ExitCode {
             return fail("cannot write to stdout");
         }
         drop(out);
-        server.run(shutdown_signal(), Duration::from_secs(10)).await;
+        server.run(shutdown, Duration::from_secs(10)).await;
         ExitCode::SUCCESS
     })
 }
@@ -50,13 +56,16 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// A future that completes on SIGINT or SIGTERM; the handlers are installed now.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    })
 }

@@ -1,7 +1,9 @@
 //! The decision for one file request, as a value: [`decide`] maps the facts of
 //! a request and a file to a [`ResponsePlan`], which [`crate::render`] turns
-//! into a response. Pure: no I/O, no clock, no axum types.
+//! into a response. Pure: no I/O, no clock, no axum types. The order is
+//! RFC 9110's: preconditions (13.2.2), then If-Range, then Range (14.2).
 
+use crate::rfc::conditional::{self, CondMethod, Conditions, Outcome, Validators};
 use crate::rfc::range::{self, ByteRange, FullReason, RangeDecision, RangeParseError};
 
 /// The request method, as far as file serving cares.
@@ -31,6 +33,8 @@ pub struct RequestFacts<'a> {
     pub method: FileMethod,
     /// The Range header.
     pub range: RangeHeader<'a>,
+    /// The conditional headers.
+    pub conditions: Conditions<'a>,
 }
 
 /// Why a present Range header did not shape the response.
@@ -46,6 +50,8 @@ pub enum IgnoredRange {
     TooMany,
     /// A suffix-range of an empty file: the (empty) whole is the answer.
     EmptyRepresentation,
+    /// If-Range did not match (13.1.5): the representation changed.
+    IfRangeMismatch,
 }
 
 impl IgnoredRange {
@@ -72,11 +78,32 @@ pub enum ResponsePlan {
     Multipart(Vec<ByteRange>),
     /// 416 with `Content-Range: bytes */LEN`.
     Unsatisfiable,
+    /// 304: If-None-Match or If-Modified-Since says the client's copy is current.
+    NotModified,
+    /// 412: If-Match or If-Unmodified-Since failed.
+    PreconditionFailed,
 }
 
-/// Decide the response for a file of `length` bytes (RFC 9110 14.2).
-pub fn decide(req: &RequestFacts<'_>, length: u64, max_ranges: usize) -> ResponsePlan {
+/// Decide the response for a file of `length` bytes with validators `v`
+/// (RFC 9110 13.2.2, then 14.2).
+pub fn decide(
+    req: &RequestFacts<'_>,
+    length: u64,
+    v: &Validators<'_>,
+    max_ranges: usize,
+) -> ResponsePlan {
     let full = |why| ResponsePlan::Full { ignored: Some(why) };
+    let method = match req.method {
+        FileMethod::Get => CondMethod::Get,
+        FileMethod::Head => CondMethod::Head,
+    };
+    let has_range = req.range != RangeHeader::Absent;
+    match conditional::evaluate(method, has_range, &req.conditions, v) {
+        Outcome::NotModified => return ResponsePlan::NotModified,
+        Outcome::PreconditionFailed => return ResponsePlan::PreconditionFailed,
+        Outcome::Proceed { use_range: false } => return full(IgnoredRange::IfRangeMismatch),
+        Outcome::Proceed { use_range: true } => {}
+    }
     let value = match req.range {
         RangeHeader::Absent => return ResponsePlan::Full { ignored: None },
         _ if req.method != FileMethod::Get => return full(IgnoredRange::NotGet),
@@ -104,9 +131,18 @@ mod tests {
     use FileMethod::*;
     use RangeHeader::*;
 
+    use crate::rfc::etag::EntityTag;
+    use std::time::UNIX_EPOCH;
+
     #[test]
     fn decide_table() {
         let r = |start, end| ByteRange { start, end };
+        let tag = EntityTag::strong("t");
+        let v = Validators {
+            etag: Some(&tag),
+            last_modified: Some(UNIX_EPOCH),
+            date: UNIX_EPOCH,
+        };
         #[rustfmt::skip]
         let rows: &[(&str, FileMethod, RangeHeader, ResponsePlan)] = &[
             ("no Range: 200", Get, Absent, ResponsePlan::Full { ignored: None }),
@@ -124,8 +160,37 @@ mod tests {
             let req = RequestFacts {
                 method: *method,
                 range: *range,
+                conditions: Conditions::default(),
             };
-            assert_eq!(&decide(&req, 100, 64), want, "{name}");
+            assert_eq!(&decide(&req, 100, &v, 64), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn preconditions_come_before_range() {
+        let tag = EntityTag::strong("t");
+        let v = Validators {
+            etag: Some(&tag),
+            last_modified: Some(UNIX_EPOCH),
+            date: UNIX_EPOCH,
+        };
+        let with = |conditions| RequestFacts {
+            method: Get,
+            range: Value("bytes=0-0"),
+            conditions,
+        };
+        let c = Conditions::default();
+        #[rustfmt::skip]
+        let rows = [
+            ("13.2.2 If-Match mismatch + Range -> 412", 100, Conditions { if_match: Some("\"x\""), ..c }, ResponsePlan::PreconditionFailed),
+            ("13.2.2 If-None-Match match + Range -> 304", 100, Conditions { if_none_match: Some("\"t\""), ..c }, ResponsePlan::NotModified),
+            ("13.1.5 If-Range mismatch -> 200 full", 100, Conditions { if_range: Some("\"x\""), ..c }, ResponsePlan::Full { ignored: Some(IgnoredRange::IfRangeMismatch) }),
+            ("13.1.5 If-Range match -> 206", 100, Conditions { if_range: Some("\"t\""), ..c }, ResponsePlan::Partial(ByteRange { start: 0, end: 0 })),
+            // an If-Range mismatch beats an unsatisfiable range: the client gets the new file
+            ("If-Range mismatch beats 416", 0, Conditions { if_range: Some("\"x\""), ..c }, ResponsePlan::Full { ignored: Some(IgnoredRange::IfRangeMismatch) }),
+        ];
+        for (name, len, c, want) in rows {
+            assert_eq!(decide(&with(c), len, &v, 64), want, "{name}");
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -22,6 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::config::Config;
 use crate::fs::Root;
 use crate::handler::{self, App};
+use crate::hashcache::HashCache;
 
 /// Longest a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +41,14 @@ pub enum StartError {
         /// Why.
         source: io::Error,
     },
+    /// An option has an invalid value.
+    #[error("invalid {option}: {reason}")]
+    Config {
+        /// The option.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -54,6 +64,7 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Router,
+    app: Arc<App>,
 }
 
 impl Server {
@@ -63,6 +74,15 @@ impl Server {
             path: config.root.clone(),
             source,
         })?;
+        let cache_control =
+            HeaderValue::from_str(&config.cache_control).map_err(|e| StartError::Config {
+                option: "--cache-control",
+                reason: e.to_string(),
+            })?;
+        let hashes = Arc::new(match &config.etag_cache {
+            Some(path) => HashCache::persistent(path),
+            None => HashCache::new(),
+        });
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -70,11 +90,17 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        let router = router(Arc::new(App { root, config }));
+        let app = Arc::new(App {
+            root,
+            config,
+            cache_control,
+            hashes,
+        });
         Ok(Server {
             listener,
             local_addr,
-            router,
+            router: router(Arc::clone(&app)),
+            app,
         })
     }
 
@@ -88,11 +114,24 @@ impl Server {
         format!("http://{}/", self.local_addr)
     }
 
+    /// The server's content-hash cache (for statistics: hashes computed).
+    pub fn hashes(&self) -> Arc<HashCache> {
+        Arc::clone(&self.app.hashes)
+    }
+
     /// Serve until `shutdown` completes, then stop accepting and wait up to
     /// `grace` for in-flight responses.
     pub async fn run(self, shutdown: impl Future<Output = ()>, grace: Duration) {
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        let hashes = Arc::clone(&self.app.hashes);
+        let flusher = tokio::spawn(Arc::clone(&hashes).flush_loop(Duration::from_secs(1)));
+        let prehash = self.app.config.prehash.then(|| {
+            tokio::spawn(crate::prehash::run(
+                self.app.root.path().to_path_buf(),
+                Arc::clone(&hashes),
+            ))
+        });
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -113,6 +152,7 @@ impl Server {
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .title_case_headers(true)
                 .max_buf_size(MAX_HEADER_BYTES)
+                .max_header_size(MAX_HEADER_BYTES)
                 .serve_connection(TokioIo::new(stream), service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
@@ -122,12 +162,17 @@ impl Server {
             });
         }
         drop(self.listener);
+        if let Some(p) = prehash {
+            p.abort();
+        }
         if tokio::time::timeout(grace, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!("in-flight responses still running after {grace:?}; stopping anyway");
         }
+        flusher.abort();
+        let _ = tokio::task::spawn_blocking(move || hashes.flush()).await;
     }
 
     /// Serve on a background task until the handle is shut down or dropped.

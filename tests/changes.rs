@@ -11,7 +11,10 @@ const SIZE: usize = 64 * 1024 * 1024;
 
 /// Start a GET of a 64 MiB file, read 1 MiB, apply `change`, read the rest.
 /// Returns (Content-Length, bytes received, original data).
-fn download_while(change: impl FnOnce(&std::path::Path), range: Option<&str>) -> (usize, Vec<u8>, Vec<u8>) {
+fn download_while(
+    change: impl FnOnce(&std::path::Path),
+    range: Option<&str>,
+) -> (usize, Vec<u8>, Vec<u8>) {
     let data = pattern(SIZE);
     let s = TestServer::with_files(&[("big.bin", &data)]);
     let path = s.root.join("big.bin");
@@ -35,14 +38,27 @@ fn download_while(change: impl FnOnce(&std::path::Path), range: Option<&str>) ->
 }
 
 fn assert_aborted_with_true_prefix(len: usize, body: &[u8], original: &[u8]) {
-    assert!(body.len() < len, "expected a short body, got all {len} bytes");
-    assert!(body == &original[..body.len()], "a byte not of the announced version was sent");
+    assert!(
+        body.len() < len,
+        "expected a short body, got all {len} bytes"
+    );
+    assert!(
+        body == &original[..body.len()],
+        "a byte not of the announced version was sent"
+    );
 }
 
 #[test]
 fn shrinking_file_aborts_the_connection() {
     let (len, body, data) = download_while(
-        |p| std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(1000).unwrap(),
+        |p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(1000)
+                .unwrap()
+        },
         None,
     );
     assert_eq!(len, SIZE);
@@ -71,7 +87,14 @@ fn vanishing_file_aborts_the_connection() {
 #[test]
 fn shrinking_file_aborts_a_range_response_too() {
     let (len, body, data) = download_while(
-        |p| std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(10).unwrap(),
+        |p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(10)
+                .unwrap()
+        },
         Some("bytes=1000-"),
     );
     assert_eq!(len, SIZE - 1000);

@@ -14,6 +14,8 @@ use rangeserve::{Config, Server};
 pub struct TestServer {
     pub addr: SocketAddr,
     pub root: PathBuf,
+    /// The server's hash cache, to count hash computations.
+    pub hashes: std::sync::Arc<rangeserve::hashcache::HashCache>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -37,7 +39,9 @@ impl TestServer {
                 .unwrap();
             rt.block_on(async move {
                 let server = Server::bind(config).await.expect("bind");
-                addr_tx.send(server.local_addr()).unwrap();
+                addr_tx
+                    .send((server.local_addr(), server.hashes()))
+                    .unwrap();
                 server
                     .run(
                         async {
@@ -48,10 +52,11 @@ impl TestServer {
                     .await;
             });
         });
-        let addr = addr_rx.recv().expect("server started");
+        let (addr, hashes) = addr_rx.recv().expect("server started");
         TestServer {
             addr,
             root: root.to_path_buf(),
+            hashes,
             stop: Some(stop),
             thread: Some(thread),
             _dir: None,

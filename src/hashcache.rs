@@ -1,0 +1,392 @@
+//! Content hashes: the SHA-256 of each served file, from which its strong
+//! ETag and its Repr-Digest both come.
+//!
+//! Hashes are computed once per file version and cached in memory, keyed by
+//! the real path plus the [`FileStamp`] (device, inode, size, mtime, ctime),
+//! so any rewrite, even same-size with the mtime put back, misses the cache.
+//! Hashing runs on the blocking pool; concurrent first requests for one
+//! version share one computation (a per-version `OnceCell`), and requests for
+//! other files never wait on it. A hash whose file changed while it was being
+//! read fails with [`HashError::Changed`] and is never cached.
+//!
+//! With a persistence file, the cache survives restarts: entries are written
+//! atomically (temp file + rename) with a checksum over the whole file; a
+//! missing, corrupt or unwritable file costs a warning and a rehash, never a
+//! wrong hash.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Write as _};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{Notify, OnceCell};
+
+use crate::fs::FileStamp;
+
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
+
+/// Why a hash could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The file is no longer the version asked for.
+    #[error("file changed while being hashed")]
+    Changed,
+    /// Reading failed.
+    #[error("cannot read file: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Bytes read per hashing step; also how often the file's stamp is re-checked.
+const HASH_CHUNK: usize = 1024 * 1024;
+const STAMP_CHECK_EVERY: u64 = 64 * 1024 * 1024;
+const CACHE_HEADER: &str = "rangeserve-etag-cache v1";
+
+struct Slot {
+    stamp: FileStamp,
+    digest: Arc<OnceCell<Digest>>,
+}
+
+/// The hash cache of one server. See the module docs.
+pub struct HashCache {
+    slots: Mutex<HashMap<PathBuf, Slot>>,
+    computed: AtomicU64,
+    bytes_hashed: Arc<AtomicU64>,
+    persist: Option<Persist>,
+}
+
+struct Persist {
+    path: PathBuf,
+    dirty: AtomicBool,
+    wake: Notify,
+}
+
+impl Default for HashCache {
+    fn default() -> Self {
+        HashCache::new()
+    }
+}
+
+impl HashCache {
+    /// An empty, in-memory cache.
+    pub fn new() -> Self {
+        HashCache {
+            slots: Mutex::new(HashMap::new()),
+            computed: AtomicU64::new(0),
+            bytes_hashed: Arc::new(AtomicU64::new(0)),
+            persist: None,
+        }
+    }
+
+    /// A cache persisted in `path`, loaded from it now. A missing, unreadable
+    /// or corrupt file is logged and the cache starts empty.
+    pub fn persistent(path: &Path) -> Self {
+        let mut cache = HashCache::new();
+        match std::fs::read(path) {
+            Ok(bytes) => match parse_cache_file(&bytes) {
+                Ok(entries) => {
+                    tracing::info!(path = %path.display(), entries = entries.len(), "loaded ETag cache");
+                    let mut slots = cache.slots.lock().expect("fresh mutex");
+                    for (p, stamp, digest) in entries {
+                        let cell = Arc::new(OnceCell::new_with(Some(digest)));
+                        slots.insert(
+                            p,
+                            Slot {
+                                stamp,
+                                digest: cell,
+                            },
+                        );
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), "ignoring corrupt ETag cache ({why}); rebuilding")
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::info!(path = %path.display(), "no ETag cache yet; it will be created");
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read ETag cache; rebuilding")
+            }
+        }
+        cache.persist = Some(Persist {
+            path: path.to_path_buf(),
+            dirty: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        cache
+    }
+
+    /// How many hashes this cache has computed (not counting cache hits).
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read by hashing so far.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.bytes_hashed.load(Ordering::Relaxed)
+    }
+
+    /// The digest of `file` (at `path`), which must be the version `stamp`.
+    /// Computes it at most once per version, off the async workers.
+    pub async fn digest(
+        &self,
+        path: &Path,
+        file: &Arc<File>,
+        stamp: FileStamp,
+    ) -> Result<Digest, HashError> {
+        let cell = {
+            let mut slots = self.slots.lock().expect("hash cache lock");
+            match slots.get(path) {
+                Some(slot) if slot.stamp == stamp => Arc::clone(&slot.digest),
+                _ => {
+                    let cell = Arc::new(OnceCell::new());
+                    let slot = Slot {
+                        stamp,
+                        digest: Arc::clone(&cell),
+                    };
+                    slots.insert(path.to_path_buf(), slot);
+                    cell
+                }
+            }
+        };
+        let digest = cell
+            .get_or_try_init(|| async {
+                let file = Arc::clone(file);
+                let counter = Arc::clone(&self.bytes_hashed);
+                let digest = tokio::task::spawn_blocking(move || hash_file(&file, stamp, &counter))
+                    .await
+                    .map_err(|e| HashError::Io(io::Error::other(e)))??;
+                self.computed.fetch_add(1, Ordering::Relaxed);
+                self.mark_dirty();
+                Ok::<_, HashError>(digest)
+            })
+            .await?;
+        Ok(*digest)
+    }
+
+    fn mark_dirty(&self) {
+        if let Some(p) = &self.persist {
+            p.dirty.store(true, Ordering::Release);
+            p.wake.notify_one();
+        }
+    }
+
+    /// Write the cache file whenever new hashes arrive, at most once per
+    /// `every`; returns only if the cache is not persistent.
+    pub async fn flush_loop(self: Arc<Self>, every: Duration) {
+        let Some(p) = &self.persist else { return };
+        loop {
+            p.wake.notified().await;
+            tokio::time::sleep(every).await;
+            let cache = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || cache.flush()).await;
+        }
+    }
+
+    /// Write the cache file now if anything changed since the last write.
+    /// Failures are logged, never fatal.
+    pub fn flush(&self) {
+        let Some(p) = &self.persist else { return };
+        if !p.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let text = self.serialize();
+        if let Err(e) = write_atomically(&p.path, text.as_bytes()) {
+            tracing::warn!(path = %p.path.display(), error = %e, "cannot write ETag cache");
+        }
+    }
+
+    fn serialize(&self) -> String {
+        let slots = self.slots.lock().expect("hash cache lock");
+        let mut body = String::new();
+        for (path, slot) in slots.iter() {
+            if let Some(d) = slot.digest.get() {
+                let s = slot.stamp;
+                let _ = writeln!(
+                    body,
+                    "{} {} {} {} {} {} {}",
+                    hex::encode(d),
+                    s.dev,
+                    s.ino,
+                    s.size,
+                    s.mtime_ns,
+                    s.ctime_ns,
+                    hex::encode(path.as_os_str().as_bytes())
+                );
+            }
+        }
+        let sum = hex::encode(Sha256::digest(body.as_bytes()));
+        format!("{CACHE_HEADER}\n{body}sha256 {sum}\n")
+    }
+}
+
+/// Hash `file`, checking it stays the version `stamp` throughout. Blocking.
+/// Adds the bytes read to `progress` as it goes.
+pub fn hash_file(file: &File, stamp: FileStamp, progress: &AtomicU64) -> Result<Digest, HashError> {
+    let check = || -> Result<(), HashError> {
+        if FileStamp::of(&file.metadata()?) == stamp {
+            Ok(())
+        } else {
+            Err(HashError::Changed)
+        }
+    };
+    check()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; HASH_CHUNK];
+    let mut offset = 0u64;
+    let mut since_check = 0u64;
+    while offset < stamp.size {
+        let want = (stamp.size - offset).min(HASH_CHUNK as u64) as usize;
+        let n = file.read_at(&mut buf[..want], offset)?;
+        if n == 0 {
+            return Err(HashError::Changed); // shrank
+        }
+        hasher.update(&buf[..n]);
+        progress.fetch_add(n as u64, Ordering::Relaxed);
+        offset += n as u64;
+        since_check += n as u64;
+        if since_check >= STAMP_CHECK_EVERY {
+            since_check = 0;
+            check()?;
+        }
+    }
+    check()?;
+    Ok(hasher.finalize().into())
+}
+
+type CacheEntry = (PathBuf, FileStamp, Digest);
+
+fn parse_cache_file(bytes: &[u8]) -> Result<Vec<CacheEntry>, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?;
+    let rest = text
+        .strip_prefix(CACHE_HEADER)
+        .and_then(|r| r.strip_prefix('\n'))
+        .ok_or("unknown header")?;
+    let sum_at = rest.rfind("sha256 ").ok_or("no checksum")?;
+    let (body, sum_line) = rest.split_at(sum_at);
+    let want = sum_line
+        .strip_prefix("sha256 ")
+        .and_then(|s| s.strip_suffix('\n'));
+    if want != Some(hex::encode(Sha256::digest(body.as_bytes())).as_str()) {
+        return Err("checksum mismatch");
+    }
+    body.lines()
+        .map(parse_cache_line)
+        .collect::<Option<Vec<_>>>()
+        .ok_or("malformed entry")
+}
+
+fn parse_cache_line(line: &str) -> Option<CacheEntry> {
+    let mut f = line.split(' ');
+    let digest: Digest = hex::decode(f.next()?).ok()?.try_into().ok()?;
+    let stamp = FileStamp {
+        dev: f.next()?.parse().ok()?,
+        ino: f.next()?.parse().ok()?,
+        size: f.next()?.parse().ok()?,
+        mtime_ns: f.next()?.parse().ok()?,
+        ctime_ns: f.next()?.parse().ok()?,
+    };
+    let path = PathBuf::from(std::ffi::OsString::from_vec(hex::decode(f.next()?).ok()?));
+    if f.next().is_some() {
+        return None;
+    }
+    Some((path, stamp, digest))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(size: u64) -> FileStamp {
+        FileStamp {
+            dev: 1,
+            ino: 2,
+            size,
+            mtime_ns: 3,
+            ctime_ns: -4,
+        }
+    }
+
+    #[test]
+    fn cache_file_round_trips_and_rejects_corruption() {
+        let cache = HashCache::new();
+        {
+            let mut slots = cache.slots.lock().unwrap();
+            for (name, d) in [("/a b/é.txt", [1u8; 32]), ("/x", [2u8; 32])] {
+                let cell = Arc::new(OnceCell::new_with(Some(d)));
+                slots.insert(
+                    PathBuf::from(name),
+                    Slot {
+                        stamp: stamp(9),
+                        digest: cell,
+                    },
+                );
+            }
+            // an in-flight (uninitialized) slot is not written
+            slots.insert(
+                PathBuf::from("/pending"),
+                Slot {
+                    stamp: stamp(1),
+                    digest: Arc::new(OnceCell::new()),
+                },
+            );
+        }
+        let text = cache.serialize();
+        let mut entries = parse_cache_file(text.as_bytes()).unwrap();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[0],
+            (PathBuf::from("/a b/é.txt"), stamp(9), [1u8; 32])
+        );
+        // flip one digest character: checksum catches it
+        let i = text.find('\n').unwrap() + 1;
+        let mut bad = text.clone().into_bytes();
+        bad[i] = if bad[i] == b'0' { b'1' } else { b'0' };
+        assert_eq!(parse_cache_file(&bad), Err("checksum mismatch"));
+        assert!(parse_cache_file(b"").is_err());
+        assert!(parse_cache_file(&text.as_bytes()[..text.len() - 5]).is_err());
+        assert!(parse_cache_file(b"rangeserve-etag-cache v0\n").is_err());
+    }
+
+    #[test]
+    fn hash_matches_an_independent_sha256_and_detects_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        std::fs::write(&p, &data).unwrap();
+        let f = File::open(&p).unwrap();
+        let st = FileStamp::of(&f.metadata().unwrap());
+        let n = AtomicU64::new(0);
+        let d = hash_file(&f, st, &n).unwrap();
+        assert_eq!(n.load(Ordering::Relaxed), data.len() as u64);
+        assert_eq!(hex::encode(d), hex::encode(Sha256::digest(&data)));
+        let mut other = st;
+        other.ctime_ns += 1;
+        assert!(matches!(hash_file(&f, other, &n), Err(HashError::Changed)));
+    }
+}

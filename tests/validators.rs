@@ -1,0 +1,457 @@
+//! Strong content ETags, Repr-Digest and RFC 9110 13.2.2 preconditions over
+//! real TCP.
+
+mod common;
+
+use base64::Engine as _;
+use common::{pattern, RawResponse, TestServer};
+use rangeserve::Config;
+use sha2::{Digest, Sha256};
+use std::time::{Duration, SystemTime};
+
+fn etag_of(data: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(Sha256::digest(data)))
+}
+
+fn assert_validators(res: &RawResponse, data: &[u8]) {
+    assert_eq!(
+        res.header("ETag"),
+        Some(etag_of(data).as_str()),
+        "{}",
+        res.status_line
+    );
+    let rd = res.header("Repr-Digest").expect("Repr-Digest");
+    let b64 = rd
+        .strip_prefix("sha-256=:")
+        .and_then(|s| s.strip_suffix(':'))
+        .expect("sha-256=:...:");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(
+        decoded,
+        Sha256::digest(data).to_vec(),
+        "Repr-Digest is the SHA-256 of the whole file"
+    );
+}
+
+#[test]
+fn etag_and_repr_digest_on_200_206_multipart_and_head() {
+    let s = TestServer::fixtures();
+    let data = common::fixture("data.bin");
+    assert_validators(&s.get("/data.bin", &[]), &data);
+    let partial = s.get("/data.bin", &[("Range", "bytes=10-20")]);
+    assert_eq!(partial.status(), 206);
+    assert_validators(&partial, &data);
+    let multi = s.get("/data.bin", &[("Range", "bytes=0-0,-1")]);
+    assert_validators(&multi, &data);
+    assert_validators(&s.request("HEAD", "/data.bin", &[]), &data);
+    assert_validators(&s.get("/empty.txt", &[]), b"");
+    assert_eq!(
+        s.get("/data.bin", &[]).header("Cache-Control"),
+        Some("no-cache")
+    );
+}
+
+#[test]
+fn if_none_match_gives_a_bare_304() {
+    let s = TestServer::fixtures();
+    let data = common::fixture("hello.txt");
+    let tag = etag_of(&data);
+    for (method, inm) in [
+        ("GET", tag.clone()),
+        ("HEAD", tag.clone()),
+        ("GET", "*".into()),
+        ("GET", format!("\"x\", W/{tag}")),
+    ] {
+        let res = s.request(
+            method,
+            "/hello.txt",
+            &[("If-None-Match", &inm), ("Range", "bytes=0-1")],
+        );
+        assert_eq!(
+            res.status_line, "HTTP/1.1 304 Not Modified",
+            "{method} {inm}"
+        );
+        assert_eq!(res.header("ETag"), Some(tag.as_str()));
+        assert_eq!(res.header("Cache-Control"), Some("no-cache"));
+        assert!(res.has("Date") && res.has("Last-Modified"));
+        for absent in [
+            "Content-Range",
+            "Content-Type",
+            "Transfer-Encoding",
+            "Repr-Digest",
+        ] {
+            assert!(!res.has(absent), "304 carries no {absent}");
+        }
+        assert!(res.body.is_empty());
+    }
+    // a 304 is framed correctly: the connection carries on
+    let mut conn = s.connect();
+    conn.send("GET", "/hello.txt", &[("If-None-Match", &tag)]);
+    assert_eq!(conn.read_response(false).status(), 304);
+    conn.send("GET", "/hello.txt", &[]);
+    assert_eq!(conn.read_response(false).body, data);
+    // other tag -> 200
+    let res = s.get("/hello.txt", &[("If-None-Match", "\"other\"")]);
+    assert_eq!(res.status(), 200);
+    // malformed list -> no match -> 200, never 500
+    let res = s.get("/hello.txt", &[("If-None-Match", "not-a-tag")]);
+    assert_eq!(res.status(), 200);
+}
+
+#[test]
+fn if_match_and_if_unmodified_since() {
+    let s = TestServer::fixtures();
+    let data = common::fixture("data.bin");
+    let tag = etag_of(&data);
+    let ok = s.get("/data.bin", &[("If-Match", &tag)]);
+    assert_eq!(ok.status(), 200);
+    let ok = s.get("/data.bin", &[("If-Match", "*")]);
+    assert_eq!(ok.status(), 200);
+    let ok = s.get(
+        "/data.bin",
+        &[
+            ("If-Match", &format!("\"a\", {tag}")),
+            ("Range", "bytes=0-0"),
+        ],
+    );
+    assert_eq!(ok.status(), 206);
+    for bad in ["\"nope\"", &format!("W/{tag}"), "garbage"] {
+        let res = s.get("/data.bin", &[("If-Match", bad), ("Range", "bytes=0-0")]);
+        assert_eq!(
+            res.status_line, "HTTP/1.1 412 Precondition Failed",
+            "If-Match {bad}"
+        );
+        assert!(!res.has("Content-Range"));
+    }
+    let lm = s
+        .get("/data.bin", &[])
+        .header("Last-Modified")
+        .unwrap()
+        .to_string();
+    let lm_time = httpdate::parse_http_date(&lm).unwrap();
+    let before = httpdate::fmt_http_date(lm_time - Duration::from_secs(1));
+    assert_eq!(
+        s.get("/data.bin", &[("If-Unmodified-Since", &lm)]).status(),
+        200
+    );
+    assert_eq!(
+        s.get("/data.bin", &[("If-Unmodified-Since", &before)])
+            .status(),
+        412
+    );
+    assert_eq!(
+        s.get("/data.bin", &[("If-Unmodified-Since", "bogus")])
+            .status(),
+        200
+    );
+    // If-Match present: If-Unmodified-Since is not evaluated
+    assert_eq!(
+        s.get(
+            "/data.bin",
+            &[("If-Match", &tag), ("If-Unmodified-Since", &before)]
+        )
+        .status(),
+        200
+    );
+}
+
+#[test]
+fn if_modified_since() {
+    let s = TestServer::fixtures();
+    let lm = s
+        .get("/hello.txt", &[])
+        .header("Last-Modified")
+        .unwrap()
+        .to_string();
+    let t = httpdate::parse_http_date(&lm).unwrap();
+    let before = httpdate::fmt_http_date(t - Duration::from_secs(1));
+    assert_eq!(
+        s.get("/hello.txt", &[("If-Modified-Since", &lm)]).status(),
+        304
+    );
+    assert_eq!(
+        s.request("HEAD", "/hello.txt", &[("If-Modified-Since", &lm)])
+            .status(),
+        304
+    );
+    assert_eq!(
+        s.get("/hello.txt", &[("If-Modified-Since", &before)])
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.get("/hello.txt", &[("If-Modified-Since", "yesterday")])
+            .status(),
+        200
+    );
+    // ignored when If-None-Match is present
+    let res = s.get(
+        "/hello.txt",
+        &[("If-None-Match", "\"other\""), ("If-Modified-Since", &lm)],
+    );
+    assert_eq!(res.status(), 200);
+}
+
+#[test]
+fn if_range_with_tags_and_dates() {
+    let data = pattern(5000);
+    let s = TestServer::with_files(&[("f.bin", &data)]);
+    // an mtime safely in the past, so Last-Modified is a strong validator
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(s.root.join("f.bin"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let tag = etag_of(&data);
+    let lm = s
+        .get("/f.bin", &[])
+        .header("Last-Modified")
+        .unwrap()
+        .to_string();
+    let range = ("Range", "bytes=100-199");
+    let res = s.get("/f.bin", &[range, ("If-Range", &tag)]);
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.body, &data[100..200]);
+    let res = s.get("/f.bin", &[range, ("If-Range", &lm)]);
+    assert_eq!(res.status(), 206);
+    for stale in [
+        etag_of(b"old"),
+        format!("W/{tag}"),
+        httpdate::fmt_http_date(old + Duration::from_secs(7)),
+        "junk".into(),
+    ] {
+        let res = s.get("/f.bin", &[range, ("If-Range", &stale)]);
+        assert_eq!(res.status_line, "HTTP/1.1 200 OK", "If-Range {stale}");
+        assert!(!res.has("Content-Range"));
+        assert!(res.body == data);
+    }
+    // If-Range without Range is ignored
+    assert_eq!(s.get("/f.bin", &[("If-Range", "\"old\"")]).status(), 200);
+}
+
+#[test]
+fn if_range_date_is_not_trusted_when_last_modified_equals_date() {
+    // A future mtime is sent as Last-Modified = Date, which is not a strong
+    // validator (8.8.2.2): an If-Range carrying that exact date must not match.
+    let data = pattern(100);
+    let s = TestServer::with_files(&[("f.bin", &data)]);
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(s.root.join("f.bin"))
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    let mut checked = 0;
+    for _ in 0..20 {
+        let now = httpdate::fmt_http_date(SystemTime::now());
+        let res = s.get("/f.bin", &[("Range", "bytes=0-0"), ("If-Range", &now)]);
+        assert_eq!(
+            res.header("Last-Modified"),
+            res.header("Date"),
+            "Last-Modified clamped to Date"
+        );
+        if res.header("Last-Modified") == Some(now.as_str()) {
+            assert_eq!(res.status(), 200, "an If-Range date equal to Date is weak");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "no request landed in the same second as its If-Range date"
+    );
+}
+
+#[test]
+fn same_size_rewrite_with_mtime_restored_changes_the_etag() {
+    let a = pattern(4096);
+    let mut b = a.clone();
+    b[2000] ^= 0xff;
+    let s = TestServer::with_files(&[("f.bin", &a)]);
+    let path = s.root.join("f.bin");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let first = s.get("/f.bin", &[]);
+    assert_validators(&first, &a);
+    std::fs::write(&path, &b).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    let second = s.get("/f.bin", &[]);
+    assert_validators(&second, &b);
+    assert_eq!(
+        first.header("Last-Modified"),
+        second.header("Last-Modified")
+    );
+    // resuming with the old tag is refused: the whole new file comes back
+    let res = s.get(
+        "/f.bin",
+        &[
+            ("Range", "bytes=1000-"),
+            ("If-Range", first.header("ETag").unwrap()),
+        ],
+    );
+    assert_eq!(res.status(), 200);
+    assert!(res.body == b);
+}
+
+#[test]
+fn appending_changes_etag_and_length() {
+    let a = pattern(1000);
+    let s = TestServer::with_files(&[("f.bin", &a)]);
+    let first = s.get("/f.bin", &[]);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(s.root.join("f.bin"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"more").unwrap();
+    let mut b = a.clone();
+    b.extend_from_slice(b"more");
+    let second = s.get("/f.bin", &[]);
+    assert_ne!(first.header("ETag"), second.header("ETag"));
+    assert_eq!(second.header("Content-Length"), Some("1004"));
+    assert_validators(&second, &b);
+}
+
+#[test]
+fn two_servers_over_two_copies_agree_on_etag_and_digest() {
+    let data = pattern(100_000);
+    let s1 = TestServer::with_files(&[("f.bin", &data)]);
+    let s2 = TestServer::with_files(&[("f.bin", &data)]);
+    let past = SystemTime::now() - Duration::from_secs(86400 * 3);
+    std::fs::File::options()
+        .write(true)
+        .open(s2.root.join("f.bin"))
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    let (r1, r2) = (s1.get("/f.bin", &[]), s2.get("/f.bin", &[]));
+    assert_ne!(r1.header("Last-Modified"), r2.header("Last-Modified"));
+    assert_eq!(r1.header("ETag"), r2.header("ETag"));
+    assert_eq!(r1.header("Repr-Digest"), r2.header("Repr-Digest"));
+    // a resume started on one replica completes on the other
+    let tag = r1.header("ETag").unwrap();
+    let res = s2.get("/f.bin", &[("Range", "bytes=50000-"), ("If-Range", tag)]);
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.body, &data[50000..]);
+}
+
+#[test]
+fn concurrent_first_requests_hash_once() {
+    let data = pattern(48 * 1024 * 1024);
+    let s = TestServer::with_files(&[("big.bin", &data), ("small.txt", b"small")]);
+    let addr = s.addr;
+    let threads: Vec<_> = (0..32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut conn = common::Conn::new(addr);
+                let r = format!("bytes={}-{}", i * 1000, i * 1000 + 9);
+                conn.send("GET", "/big.bin", &[("Range", &r)]);
+                conn.read_response(false)
+            })
+        })
+        .collect();
+    let tag = etag_of(&data);
+    for (i, t) in threads.into_iter().enumerate() {
+        let res = t.join().unwrap();
+        assert_eq!(res.status(), 206);
+        assert_eq!(res.header("ETag"), Some(tag.as_str()));
+        assert_eq!(res.body, &data[i * 1000..i * 1000 + 10]);
+    }
+    assert_eq!(
+        s.hashes.computed(),
+        1,
+        "32 concurrent first requests share one hash"
+    );
+    s.get("/big.bin", &[]);
+    assert_eq!(s.hashes.computed(), 1, "warm requests never hash");
+    s.get("/small.txt", &[]);
+    assert_eq!(s.hashes.computed(), 2);
+}
+
+#[test]
+fn persistent_cache_survives_restart_and_corruption() {
+    let data = pattern(200_000);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.bin"), &data).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("etags");
+    let config = || Config {
+        etag_cache: Some(cache.clone()),
+        ..Config::default()
+    };
+
+    let s = TestServer::start_with(dir.path(), config());
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(s.hashes.computed(), 1);
+    drop(s); // graceful stop flushes the cache
+    assert!(cache.exists(), "cache file written");
+
+    let s = TestServer::start_with(dir.path(), config());
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(s.hashes.computed(), 0, "hash came from the cache file");
+    drop(s);
+
+    // corrupt one hex digit of the stored digest: detected, rehashed, right ETag
+    let mut text = std::fs::read(&cache).unwrap();
+    let at = text.iter().position(|&b| b == b'\n').unwrap() + 1;
+    text[at] = if text[at] == b'a' { b'b' } else { b'a' };
+    std::fs::write(&cache, &text).unwrap();
+    let s = TestServer::start_with(dir.path(), config());
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(s.hashes.computed(), 1);
+    drop(s);
+
+    // garbage file: same
+    std::fs::write(&cache, b"\x00\xffnot a cache").unwrap();
+    let s = TestServer::start_with(dir.path(), config());
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(s.hashes.computed(), 1);
+    drop(s);
+
+    // a changed file is rehashed even though the cache knows its path
+    let s = TestServer::start_with(dir.path(), config());
+    let mut other = data.clone();
+    other[0] ^= 1;
+    std::fs::write(dir.path().join("f.bin"), &other).unwrap();
+    assert_validators(&s.get("/f.bin", &[]), &other);
+    drop(s);
+
+    // an unwritable cache location: a warning, never a failure
+    let s = TestServer::start_with(
+        dir.path(),
+        Config {
+            etag_cache: Some("/proc/no/such/dir/etags".into()),
+            ..Config::default()
+        },
+    );
+    assert_validators(&s.get("/f.bin", &[]), &other);
+}
+
+#[test]
+fn cache_control_is_configurable() {
+    let s = TestServer::with_files_config(
+        &[("f", b"x")],
+        Config {
+            cache_control: "public, max-age=60".into(),
+            ..Config::default()
+        },
+    );
+    assert_eq!(
+        s.get("/f", &[]).header("Cache-Control"),
+        Some("public, max-age=60")
+    );
+    let tag = etag_of(b"x");
+    assert_eq!(
+        s.get("/f", &[("If-None-Match", &tag)])
+            .header("Cache-Control"),
+        Some("public, max-age=60")
+    );
+}
