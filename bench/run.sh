@@ -111,7 +111,9 @@ echo "  throughput: rangeserve $(awk -v t="$a" 'BEGIN{printf "%.2f", 1.073741824
 echo "warm range on 1 GiB vs 4 KiB file (rangeserve): ratio $(ratio "$big_range" "$small_range") (1.00 = no hashing cost)"
 
 # memory: peak RSS after 8 concurrent full 1 GiB downloads and a burst of ranges
-for _ in $(seq 8); do curl -s -o /dev/null "$RS/big.bin" & done; wait
+pids=()
+for _ in $(seq 8); do curl -s -o /dev/null "$RS/big.bin" & pids+=($!); done
+wait "${pids[@]}"
 rs_hwm=$(awk '/VmHWM/ {print $2}' /proc/$RS_PID/status)
 ngx_rss=0
 for p in $(pgrep -f "nginx: worker"); do ngx_rss=$((ngx_rss + $(awk '/VmRSS/ {print $2}' /proc/$p/status))); done

@@ -1,12 +1,13 @@
-//! Response bodies streamed from an open file.
+//! Response bodies streamed from a representation's [`Source`].
 //!
-//! A [`FileBody`] plays a list of [`Segment`]s (framing bytes and file slices)
-//! in order, reading each slice in bounded chunks on the blocking pool, so
-//! memory stays the same whatever the file or range size. It announces its
-//! exact length (hyper frames the response with it), and it checks after
-//! every read that the file is still the version the headers describe: if the
-//! file shrank, was rewritten or was removed, it fails, and hyper aborts the
-//! connection instead of sending bytes that do not match the headers.
+//! A [`FileBody`] plays a list of [`Segment`]s (framing bytes and slices of
+//! the representation) in order. File slices are read in bounded chunks on
+//! the blocking pool, so memory stays the same whatever the file or range
+//! size. It announces its exact length (hyper frames the response with it),
+//! and it checks after every read that the file is still the version the
+//! headers describe: if the file shrank, was rewritten or was removed, it
+//! fails, and hyper aborts the connection instead of sending bytes that do
+//! not match the headers.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -30,25 +31,44 @@ pub const CHUNK: usize = 128 * 1024;
 
 type ReadResult = io::Result<Bytes>;
 
-/// A streaming body over segments of one open file. See the module docs.
+/// Where a representation's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An open file, streamed.
+    File(FileSource),
+    /// Bytes held in memory (a derived representation, e.g. a gzip of the file).
+    Memory(Bytes),
+}
+
+/// An open file as a byte source.
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// The open file.
+    pub file: Arc<File>,
+    /// Its path, for log lines.
+    pub path: Arc<PathBuf>,
+    /// The version the response describes.
+    pub stamp: FileStamp,
+    /// Every byte is XORed with this (0: the file as it is). Quirks use it to
+    /// derive a second version of a file of the same size.
+    pub xor: u8,
+}
+
+/// A streaming body over segments of one [`Source`]. See the module docs.
 pub struct FileBody {
-    file: Arc<File>,
-    path: Arc<PathBuf>,
-    stamp: FileStamp,
+    source: Source,
     segments: VecDeque<Segment>,
     remaining: u64,
     pending: Option<JoinHandle<ReadResult>>,
 }
 
 impl FileBody {
-    /// A body playing `segments` from `file`, which must still match `stamp`
-    /// while it is read. `path` is for log lines.
-    pub fn new(file: Arc<File>, path: PathBuf, stamp: FileStamp, segments: Vec<Segment>) -> Self {
+    /// A body playing `segments` from `source`; a file source must still
+    /// match its stamp while it is read.
+    pub fn new(source: Source, segments: Vec<Segment>) -> Self {
         let remaining = segments.iter().map(Segment::len).sum();
         FileBody {
-            file,
-            path: Arc::new(path),
-            stamp,
+            source,
             segments: segments.into_iter().filter(|s| !s.is_empty()).collect(),
             remaining,
             pending: None,
@@ -66,10 +86,10 @@ impl FileBody {
     }
 }
 
-/// Read `len` bytes at `offset` and check the file is still `stamp`'s version.
-fn read_chunk(file: &File, offset: u64, len: usize, stamp: FileStamp) -> ReadResult {
+/// Read `len` bytes at `offset` and check the file is still the source's version.
+fn read_chunk(src: &FileSource, offset: u64, len: usize) -> ReadResult {
     let mut buf = BytesMut::zeroed(len);
-    file.read_exact_at(&mut buf, offset).map_err(|e| {
+    src.file.read_exact_at(&mut buf, offset).map_err(|e| {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")
         } else {
@@ -77,9 +97,12 @@ fn read_chunk(file: &File, offset: u64, len: usize, stamp: FileStamp) -> ReadRes
         }
     })?;
     // fstat after the read: a change that happened before or during it shows up here
-    let now = FileStamp::of(&file.metadata()?);
-    if now != stamp {
+    let now = FileStamp::of(&src.file.metadata()?);
+    if now != src.stamp {
         return Err(io::Error::other("file changed while being sent"));
+    }
+    if src.xor != 0 {
+        buf.iter_mut().for_each(|b| *b ^= src.xor);
     }
     Ok(buf.freeze())
 }
@@ -104,7 +127,9 @@ impl http_body::Body for FileBody {
                         Ok(Frame::data(chunk))
                     }
                     Err(e) => {
-                        tracing::warn!(path = %this.path.display(), error = %e, "aborting response");
+                        if let Source::File(f) = &this.source {
+                            tracing::warn!(path = %f.path.display(), error = %e, "aborting response");
+                        }
                         this.segments.clear();
                         this.remaining = 0;
                         Err(e)
@@ -126,12 +151,20 @@ impl http_body::Body for FileBody {
                         rest.start += len;
                         this.segments.push_front(Segment::Slice(rest));
                     }
-                    let file = Arc::clone(&this.file);
-                    let stamp = this.stamp;
                     let offset = range.start;
-                    this.pending = Some(tokio::task::spawn_blocking(move || {
-                        read_chunk(&file, offset, len as usize, stamp)
-                    }));
+                    match &this.source {
+                        Source::Memory(bytes) => {
+                            let chunk = bytes.slice(offset as usize..(offset + len) as usize);
+                            this.remaining -= len;
+                            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                        }
+                        Source::File(src) => {
+                            let src = src.clone();
+                            this.pending = Some(tokio::task::spawn_blocking(move || {
+                                read_chunk(&src, offset, len as usize)
+                            }));
+                        }
+                    }
                 }
             }
         }

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use std::time::Duration;
+
 use crate::config::Config;
+use crate::quirks::{QuirkError, Spec};
 
 /// rangeserve: an HTTP file server that gets byte ranges exactly right.
 #[derive(Debug, Parser)]
@@ -43,12 +46,37 @@ pub struct Cli {
     /// Hash every file at start-up, in the background, with progress on stderr.
     #[arg(long)]
     pub prehash: bool,
+    /// On SIGTERM/SIGINT, wait this many seconds for in-flight responses (a second signal exits at once).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+    /// Do not serve: GET URL once and exit 0 if the server answers with a status below 500 (a container health check).
+    #[arg(long, value_name = "URL")]
+    pub healthcheck: Option<String>,
+    /// Misbehave on every response: SPEC is `name` or `name=value`, several joined by commas (repeatable; turns quirks mode on).
+    #[arg(long = "quirk", value_name = "SPEC")]
+    pub quirk: Vec<String>,
+    /// Quirks mode with no global quirk: requests pick quirks by /_quirks/SPEC/path or a Rangeserve-Quirks header.
+    #[arg(long)]
+    pub quirks: bool,
+    /// Seed for the pseudo-random values of quirks (same seed, same bytes).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+    /// Seconds a `stall-after` connection stays open before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub stall_limit: u64,
+    /// Print the quirk catalogue and exit.
+    #[arg(long)]
+    pub list_quirks: bool,
 }
 
 impl Cli {
-    /// The server options this command line asks for.
-    pub fn config(&self) -> Config {
-        Config {
+    /// The server options this command line asks for; an unknown quirk is an error.
+    pub fn config(&self) -> Result<Config, QuirkError> {
+        let mut quirks = Vec::new();
+        for spec in &self.quirk {
+            quirks.extend(Spec::parse(spec)?.quirks);
+        }
+        Ok(Config {
             root: self.dir.clone(),
             bind: self.bind,
             port: self.port,
@@ -57,7 +85,11 @@ impl Cli {
             cache_control: self.cache_control.clone(),
             etag_cache: self.etag_cache.clone(),
             prehash: self.prehash,
-        }
+            quirks_mode: self.quirks || !self.quirk.is_empty(),
+            quirks,
+            seed: self.seed,
+            stall_limit: Duration::from_secs(self.stall_limit),
+        })
     }
 }
 
@@ -68,7 +100,7 @@ mod tests {
     #[test]
     fn defaults_and_flags() {
         let cli = Cli::try_parse_from(["rangeserve"]).unwrap();
-        assert_eq!(cli.config(), Config::default());
+        assert_eq!(cli.config(), Ok(Config::default()));
         let cli = Cli::try_parse_from([
             "rangeserve",
             "-b",
@@ -82,7 +114,7 @@ mod tests {
             "dir",
         ])
         .unwrap();
-        let c = cli.config();
+        let c = cli.config().unwrap();
         assert_eq!(
             (c.bind.to_string(), c.port, c.listing, c.max_ranges),
             ("::1".into(), 0, false, 3)

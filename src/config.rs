@@ -2,6 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::quirks::Quirk;
 
 /// Everything a server needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +25,15 @@ pub struct Config {
     pub etag_cache: Option<PathBuf>,
     /// Hash the whole tree in the background at start-up.
     pub prehash: bool,
+    /// Quirks mode: per-request quirks (URL prefix, header) and the catalogue page.
+    /// Implied by a non-empty `quirks`.
+    pub quirks_mode: bool,
+    /// Quirks applied to every response (turns quirks mode on).
+    pub quirks: Vec<Quirk>,
+    /// Seed of every pseudo-random value in quirks mode.
+    pub seed: u64,
+    /// How long `stall-after` keeps a stalled connection open.
+    pub stall_limit: Duration,
 }
 
 /// Cache-Control by default: caches may store files but must revalidate
@@ -39,6 +51,10 @@ impl Default for Config {
             cache_control: DEFAULT_CACHE_CONTROL.to_string(),
             etag_cache: None,
             prehash: false,
+            quirks_mode: false,
+            quirks: Vec::new(),
+            seed: 0,
+            stall_limit: Duration::from_secs(60),
         }
     }
 }

@@ -8,20 +8,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header::{
-    HeaderName, HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LOCATION, RANGE,
+    HeaderName, HeaderValue, ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LOCATION, RANGE,
 };
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
 
+use crate::body::{FileSource, Source};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
 use crate::fs::{decode_path, OpenFile, RequestPath, Resolved, Root};
 use crate::hashcache::{HashCache, HashError};
 use crate::listing;
 use crate::plan::{self, FileMethod, RangeHeader, RequestFacts, ResponsePlan};
-use crate::render::{self, FileResponse};
+use crate::quirks::transform::{self, QuirkMode, RANGESERVE_QUIRKS};
+use crate::quirks::{page, QuirkError, QuirkSet, Spec};
+use crate::render::{self, Representation, ResponseCtx};
 use crate::rfc::conditional::{Conditions, Validators};
+use crate::rfc::etag::EntityTag;
 
 /// How many times a file that changes while being hashed is re-opened and re-hashed.
 const HASH_ATTEMPTS: usize = 3;
@@ -36,11 +42,104 @@ pub struct App {
     pub cache_control: HeaderValue,
     /// Content hashes.
     pub hashes: Arc<HashCache>,
+    /// Quirks mode state; None when quirks mode is off.
+    pub quirks: Option<QuirkMode>,
 }
 
 /// Serve any request (the router's only handler).
 pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
-    let method = match *req.method() {
+    // only the head matters: GET and HEAD bodies are ignored
+    let (req, _body) = req.into_parts();
+    let Some(mode) = &app.quirks else {
+        return serve(&app, &req, "", req.uri.path(), None).await;
+    };
+    // quirks mode: pick this request's quirks, report them on every response
+    let (prefix, path, set) = match select_quirks(mode, &req) {
+        Ok(selected) => selected,
+        Err(e) => {
+            tracing::warn!(error = %e, "bad quirk spec");
+            let mut res = (
+                StatusCode::BAD_REQUEST,
+                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("400 Bad Request\n{e}\n"),
+            )
+                .into_response();
+            res.headers_mut()
+                .insert(&RANGESERVE_QUIRKS, HeaderValue::from_static(""));
+            return res;
+        }
+    };
+    let mut res = if prefix.is_empty() && matches!(path.as_str(), "/_quirks" | "/_quirks/") {
+        quirks_page(&app, mode, &req).await
+    } else if let Some(refused) = mode.fail_first(&set, &path) {
+        refused
+    } else {
+        serve(&app, &req, &prefix, &path, Some((mode, &set))).await
+    };
+    let applied = HeaderValue::from_str(&set.to_string()).expect("quirk names are ASCII");
+    res.headers_mut().insert(&RANGESERVE_QUIRKS, applied);
+    res
+}
+
+/// Split `/_quirks/SPEC/rest` into its prefix and path, and combine the
+/// global quirks with the URL's and the `Rangeserve-Quirks` header's.
+fn select_quirks(mode: &QuirkMode, req: &Parts) -> Result<(String, String, QuirkSet), QuirkError> {
+    let raw = req.uri.path();
+    let mut specs = Vec::new();
+    let (prefix, path) = match raw.strip_prefix("/_quirks/") {
+        Some(rest) if !rest.is_empty() => {
+            let (spec, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            specs.push(Spec::parse(&percent_decode_str(spec).decode_utf8_lossy())?);
+            (format!("/_quirks/{spec}"), format!("/{tail}"))
+        }
+        _ => (String::new(), raw.to_string()),
+    };
+    for v in req.headers.get_all(&RANGESERVE_QUIRKS) {
+        specs.push(Spec::parse(&String::from_utf8_lossy(v.as_bytes()))?);
+    }
+    Ok((prefix, path, QuirkSet::combine(&mode.global, &specs)))
+}
+
+async fn quirks_page(app: &Arc<App>, mode: &QuirkMode, req: &Parts) -> Response {
+    let global = mode.global.to_string();
+    let wants_json = req
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return ([(CONTENT_TYPE, "application/json")], page::json(&global)).into_response();
+    }
+    let root = app.root.path().to_path_buf();
+    let files: Vec<OsString> = tokio::task::spawn_blocking(move || {
+        listing::read_entries(&root, &root)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .filter(|e| !e.is_dir)
+                    .map(|e| e.name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default();
+    let html = page::html(&files, &global);
+    ([(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// Quirks for one response: the server's state and the set chosen.
+type Quirks<'a> = Option<(&'a QuirkMode, &'a QuirkSet)>;
+
+/// Serve `raw_path` (under the URL prefix `prefix`, empty outside `/_quirks/`).
+async fn serve(
+    app: &Arc<App>,
+    req: &Parts,
+    prefix: &str,
+    raw_path: &str,
+    quirks: Quirks<'_>,
+) -> Response {
+    let method = match req.method {
         Method::GET => FileMethod::Get,
         Method::HEAD => FileMethod::Head,
         Method::OPTIONS => {
@@ -48,7 +147,6 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         }
         _ => return HttpError::MethodNotAllowed.into_response(),
     };
-    let raw_path = req.uri().path();
     let path = match decode_path(raw_path) {
         Ok(p) => p,
         Err(e) => {
@@ -56,26 +154,31 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             return HttpError::NotFound.into_response();
         }
     };
-    match resolve(&app, path.clone()).await {
+    let headers = &req.headers;
+    match resolve(app, path.clone()).await {
         Ok(Resolved::File(_)) if path.trailing_slash => HttpError::NotFound.into_response(),
-        Ok(Resolved::File(file)) => serve_file(&app, path, file, method, req.headers()).await,
+        Ok(Resolved::File(file)) => {
+            serve_file(app, path, file, method, headers, raw_path, quirks).await
+        }
         Ok(Resolved::Dir(_)) if !path.trailing_slash => {
             // The directory's URL ends with '/'. The Location is rebuilt from the
             // decoded segments: echoing the raw path would turn `//host` into a
             // protocol-relative redirect to another site.
-            let mut location = String::new();
+            let mut location = prefix.to_string();
             for seg in &path.segments {
                 location.push('/');
                 location.push_str(&listing::encode_link(seg));
             }
             location.push('/');
-            if let Some(q) = req.uri().query() {
+            if let Some(q) = req.uri.query() {
                 location.push('?');
                 location.push_str(q);
             }
             (StatusCode::MOVED_PERMANENTLY, [(LOCATION, location)]).into_response()
         }
-        Ok(Resolved::Dir(dir)) => serve_dir(&app, path, dir, method, req.headers()).await,
+        Ok(Resolved::Dir(dir)) => {
+            serve_dir(app, path, dir, method, headers, raw_path, quirks).await
+        }
         Ok(Resolved::NotFound) => HttpError::NotFound.into_response(),
         Err(e) => e.into_response(),
     }
@@ -94,12 +197,14 @@ async fn serve_dir(
     dir: std::path::PathBuf,
     method: FileMethod,
     headers: &HeaderMap,
+    raw_path: &str,
+    quirks: Quirks<'_>,
 ) -> Response {
     let url_path = display_path(&path);
     path.segments.push(OsString::from("index.html"));
     path.trailing_slash = false;
     if let Ok(Resolved::File(index)) = resolve(app, path.clone()).await {
-        return serve_file(app, path, index, method, headers).await;
+        return serve_file(app, path, index, method, headers, raw_path, quirks).await;
     }
     if !app.config.listing {
         return HttpError::NotFound.into_response();
@@ -142,12 +247,15 @@ fn display_path(path: &RequestPath) -> String {
 
 /// Hash (or look up) `file`, then plan and render its response. A file that
 /// changes while being hashed is re-opened and hashed again, a few times.
+/// Quirks, if any, bend the correct values at each step.
 async fn serve_file(
     app: &Arc<App>,
     path: RequestPath,
     mut file: OpenFile,
     method: FileMethod,
     headers: &HeaderMap,
+    raw_path: &str,
+    quirks: Quirks<'_>,
 ) -> Response {
     let mut attempt = 1;
     let digest = loop {
@@ -170,37 +278,64 @@ async fn serve_file(
             }
         }
     };
-    let now = SystemTime::now();
-    let res = FileResponse {
-        content_type: content_type(&file.path),
-        file,
-        now,
-        digest,
+    let ctx = ResponseCtx {
+        now: SystemTime::now(),
         cache_control: app.cache_control.clone(),
     };
-    let etag = res.etag();
-    let validators = Validators {
-        etag: Some(&etag),
-        last_modified: Some(whole_seconds(res.last_modified())),
-        date: now,
+    let mut repr = Representation {
+        content_type: content_type(&file.path),
+        length: file.stamp.size,
+        content_encoding: None,
+        etag: Some(EntityTag::from_sha256(&digest)),
+        // never later than Date (RFC 9110 8.8.2.1), whole seconds as sent
+        last_modified: Some(whole_seconds(file.modified.min(ctx.now))),
+        digest,
+        source: Source::File(FileSource {
+            file: file.file,
+            path: Arc::new(file.path),
+            stamp: file.stamp,
+            xor: 0,
+        }),
     };
-    let facts = RequestFacts {
+    if let Some((mode, set)) = quirks {
+        repr = match mode.representation(set, raw_path, repr, &app.hashes).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(path = raw_path, error = %e, "quirk failed");
+                let msg = format!("503 Service Unavailable\nquirk failed: {e}\n");
+                return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+            }
+        };
+    }
+    let mut facts = RequestFacts {
         method,
         range: range_header(headers),
         conditions: conditions(headers),
     };
-    let plan = plan::decide(
-        &facts,
-        res.file.stamp.size,
-        &validators,
-        app.config.max_ranges,
-    );
+    let mut scratch = String::new();
+    if let Some((_, set)) = quirks {
+        facts = transform::request(set, facts, &repr, &mut scratch);
+    }
+    let validators = Validators {
+        etag: repr.etag.as_ref(),
+        last_modified: repr.last_modified,
+        date: ctx.now,
+    };
+    let mut plan = plan::decide(&facts, repr.length, &validators, app.config.max_ranges);
     if let ResponsePlan::Full { ignored: Some(why) } = &plan {
         if why.is_client_error() {
-            tracing::warn!(path = %res.file.path.display(), reason = ?why, "ignoring Range header");
+            tracing::warn!(path = raw_path, reason = ?why, "ignoring Range header");
         }
     }
-    render::render(&plan, method, res)
+    if let Some((_, set)) = quirks {
+        plan = transform::plan(set, plan);
+    }
+    let length = repr.length;
+    let res = render::render(&plan, method, repr, &ctx);
+    match quirks {
+        Some((mode, set)) => transform::response(mode, set, res, method, &plan, length),
+        None => res,
+    }
 }
 
 fn content_type(path: &std::path::Path) -> String {

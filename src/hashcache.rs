@@ -56,7 +56,8 @@ struct Slot {
 
 /// The hash cache of one server. See the module docs.
 pub struct HashCache {
-    slots: Mutex<HashMap<PathBuf, Slot>>,
+    /// Keyed by path and XOR mask (0 = the file itself; see [`crate::body::FileSource`]).
+    slots: Mutex<HashMap<(PathBuf, u8), Slot>>,
     computed: AtomicU64,
     bytes_hashed: Arc<AtomicU64>,
     persist: Option<Persist>,
@@ -97,7 +98,7 @@ impl HashCache {
                     for (p, stamp, digest) in entries {
                         let cell = Arc::new(OnceCell::new_with(Some(digest)));
                         slots.insert(
-                            p,
+                            (p, 0),
                             Slot {
                                 stamp,
                                 digest: cell,
@@ -142,9 +143,21 @@ impl HashCache {
         file: &Arc<File>,
         stamp: FileStamp,
     ) -> Result<Digest, HashError> {
+        self.digest_xor(path, file, stamp, 0).await
+    }
+
+    /// Like [`digest`](Self::digest), of the file's bytes each XORed with `xor`.
+    pub async fn digest_xor(
+        &self,
+        path: &Path,
+        file: &Arc<File>,
+        stamp: FileStamp,
+        xor: u8,
+    ) -> Result<Digest, HashError> {
+        let key = (path.to_path_buf(), xor);
         let cell = {
             let mut slots = self.slots.lock().expect("hash cache lock");
-            match slots.get(path) {
+            match slots.get(&key) {
                 Some(slot) if slot.stamp == stamp => Arc::clone(&slot.digest),
                 _ => {
                     let cell = Arc::new(OnceCell::new());
@@ -152,7 +165,7 @@ impl HashCache {
                         stamp,
                         digest: Arc::clone(&cell),
                     };
-                    slots.insert(path.to_path_buf(), slot);
+                    slots.insert(key, slot);
                     cell
                 }
             }
@@ -161,9 +174,10 @@ impl HashCache {
             .get_or_try_init(|| async {
                 let file = Arc::clone(file);
                 let counter = Arc::clone(&self.bytes_hashed);
-                let digest = tokio::task::spawn_blocking(move || hash_file(&file, stamp, &counter))
-                    .await
-                    .map_err(|e| HashError::Io(io::Error::other(e)))??;
+                let digest =
+                    tokio::task::spawn_blocking(move || hash_file(&file, stamp, xor, &counter))
+                        .await
+                        .map_err(|e| HashError::Io(io::Error::other(e)))??;
                 self.computed.fetch_add(1, Ordering::Relaxed);
                 self.mark_dirty();
                 Ok::<_, HashError>(digest)
@@ -207,8 +221,8 @@ impl HashCache {
     fn serialize(&self) -> String {
         let slots = self.slots.lock().expect("hash cache lock");
         let mut body = String::new();
-        for (path, slot) in slots.iter() {
-            if let Some(d) = slot.digest.get() {
+        for ((path, xor), slot) in slots.iter() {
+            if let (0, Some(d)) = (xor, slot.digest.get()) {
                 let s = slot.stamp;
                 let _ = writeln!(
                     body,
@@ -230,7 +244,12 @@ impl HashCache {
 
 /// Hash `file`, checking it stays the version `stamp` throughout. Blocking.
 /// Adds the bytes read to `progress` as it goes.
-pub fn hash_file(file: &File, stamp: FileStamp, progress: &AtomicU64) -> Result<Digest, HashError> {
+pub fn hash_file(
+    file: &File,
+    stamp: FileStamp,
+    xor: u8,
+    progress: &AtomicU64,
+) -> Result<Digest, HashError> {
     let check = || -> Result<(), HashError> {
         if FileStamp::of(&file.metadata()?) == stamp {
             Ok(())
@@ -248,6 +267,9 @@ pub fn hash_file(file: &File, stamp: FileStamp, progress: &AtomicU64) -> Result<
         let n = file.read_at(&mut buf[..want], offset)?;
         if n == 0 {
             return Err(HashError::Changed); // shrank
+        }
+        if xor != 0 {
+            buf[..n].iter_mut().for_each(|b| *b ^= xor);
         }
         hasher.update(&buf[..n]);
         progress.fetch_add(n as u64, Ordering::Relaxed);
@@ -339,7 +361,7 @@ mod tests {
             for (name, d) in [("/a b/é.txt", [1u8; 32]), ("/x", [2u8; 32])] {
                 let cell = Arc::new(OnceCell::new_with(Some(d)));
                 slots.insert(
-                    PathBuf::from(name),
+                    (PathBuf::from(name), 0),
                     Slot {
                         stamp: stamp(9),
                         digest: cell,
@@ -348,10 +370,19 @@ mod tests {
             }
             // an in-flight (uninitialized) slot is not written
             slots.insert(
-                PathBuf::from("/pending"),
+                (PathBuf::from("/pending"), 0),
                 Slot {
                     stamp: stamp(1),
                     digest: Arc::new(OnceCell::new()),
+                },
+            );
+            // derived (XOR) versions are not persisted
+            let cell = Arc::new(OnceCell::new_with(Some([3u8; 32])));
+            slots.insert(
+                (PathBuf::from("/x"), 0xff),
+                Slot {
+                    stamp: stamp(9),
+                    digest: cell,
                 },
             );
         }
@@ -382,11 +413,17 @@ mod tests {
         let f = File::open(&p).unwrap();
         let st = FileStamp::of(&f.metadata().unwrap());
         let n = AtomicU64::new(0);
-        let d = hash_file(&f, st, &n).unwrap();
-        assert_eq!(n.load(Ordering::Relaxed), data.len() as u64);
+        let d = hash_file(&f, st, 0, &n).unwrap();
+        let flipped: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();
+        let dx = hash_file(&f, st, 0xff, &n).unwrap();
+        assert_eq!(hex::encode(dx), hex::encode(Sha256::digest(&flipped)));
+        assert_eq!(n.load(Ordering::Relaxed), 2 * data.len() as u64);
         assert_eq!(hex::encode(d), hex::encode(Sha256::digest(&data)));
         let mut other = st;
         other.ctime_ns += 1;
-        assert!(matches!(hash_file(&f, other, &n), Err(HashError::Changed)));
+        assert!(matches!(
+            hash_file(&f, other, 0, &n),
+            Err(HashError::Changed)
+        ));
     }
 }

@@ -11,6 +11,23 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.list_quirks {
+        print!("{}", rangeserve::quirks::catalogue::text());
+        return ExitCode::SUCCESS;
+    }
+    let config = match cli.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rangeserve: error: --quirk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(url) = &cli.healthcheck {
+        return match rangeserve::healthcheck::check(url, Duration::from_secs(5)) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("healthcheck {url}: {e}")),
+        };
+    }
     let default_level = if cli.quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -26,7 +43,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
     runtime.block_on(async {
-        let server = match Server::bind(cli.config()).await {
+        let server = match Server::bind(config).await {
             Ok(s) => s,
             Err(e) => return fail(&e.to_string()),
         };
@@ -46,7 +63,9 @@ fn main() -> ExitCode {
             return fail("cannot write to stdout");
         }
         drop(out);
-        server.run(shutdown, Duration::from_secs(10)).await;
+        server
+            .run(shutdown, Duration::from_secs(cli.shutdown_timeout))
+            .await;
         ExitCode::SUCCESS
     })
 }
@@ -66,6 +85,14 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        tracing::info!("shutting down");
+        tracing::info!("shutting down; a second signal stops at once");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("rangeserve: second signal, exiting now");
+            std::process::exit(130);
+        });
     })
 }

@@ -12,48 +12,49 @@ use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::header::{
-    HeaderName, HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, DATE, ETAG, LAST_MODIFIED,
+    HeaderName, HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH,
+    CONTENT_RANGE, CONTENT_TYPE, DATE, ETAG, LAST_MODIFIED,
 };
 use axum::http::{Response, StatusCode};
 use base64::Engine as _;
 
-use crate::body::FileBody;
-use crate::fs::OpenFile;
+use crate::body::{FileBody, Source};
 use crate::hashcache::Digest;
 use crate::plan::{FileMethod, ResponsePlan};
 use crate::rfc::etag::EntityTag;
 use crate::rfc::multipart::{self, Segment};
 use crate::rfc::range::{ByteRange, ContentRange};
 
-/// Everything about the file that the response describes.
-pub struct FileResponse {
-    /// The open file.
-    pub file: OpenFile,
-    /// Its media type.
+/// The selected representation: its bytes and the metadata sent about them.
+#[derive(Debug, Clone)]
+pub struct Representation {
+    /// Where the bytes come from.
+    pub source: Source,
+    /// Length in bytes.
+    pub length: u64,
+    /// Media type.
     pub content_type: String,
+    /// Content-Encoding, if the bytes are encoded.
+    pub content_encoding: Option<&'static str>,
+    /// The entity-tag sent, if any.
+    pub etag: Option<EntityTag>,
+    /// Last-Modified sent, if any (never later than Date).
+    pub last_modified: Option<SystemTime>,
+    /// SHA-256 of the bytes (Repr-Digest).
+    pub digest: Digest,
+}
+
+/// Response-wide values.
+#[derive(Debug, Clone)]
+pub struct ResponseCtx {
     /// The clock reading this response is made at (sent as `Date`).
     pub now: SystemTime,
-    /// SHA-256 of the file's content.
-    pub digest: Digest,
     /// The Cache-Control value.
     pub cache_control: HeaderValue,
 }
 
 /// `Repr-Digest` (RFC 9530).
 pub static REPR_DIGEST: HeaderName = HeaderName::from_static("repr-digest");
-
-impl FileResponse {
-    /// Last-Modified: the file's mtime, never later than `Date` (RFC 9110 8.8.2.1).
-    pub fn last_modified(&self) -> SystemTime {
-        self.file.modified.min(self.now)
-    }
-
-    /// The strong, content-derived entity-tag.
-    pub fn etag(&self) -> EntityTag {
-        EntityTag::from_sha256(&self.digest)
-    }
-}
 
 /// `sha-256=:BASE64:`, the Repr-Digest value of a SHA-256 digest (RFC 9530 3).
 pub fn repr_digest(digest: &Digest) -> String {
@@ -64,14 +65,22 @@ pub fn repr_digest(digest: &Digest) -> String {
 }
 
 /// Render `plan` for `method`.
-pub fn render(plan: &ResponsePlan, method: FileMethod, res: FileResponse) -> Response<Body> {
-    let length = res.file.stamp.size;
-    let mut builder = Response::builder()
-        .header(DATE, httpdate::fmt_http_date(res.now))
-        .header(ETAG, res.etag().to_string())
-        .header(LAST_MODIFIED, httpdate::fmt_http_date(res.last_modified()))
-        .header(CACHE_CONTROL, res.cache_control.clone());
-    match plan {
+pub fn render(
+    plan: &ResponsePlan,
+    method: FileMethod,
+    repr: Representation,
+    ctx: &ResponseCtx,
+) -> Response<Body> {
+    let length = repr.length;
+    let mut builder = Response::builder().header(DATE, httpdate::fmt_http_date(ctx.now));
+    if let Some(tag) = &repr.etag {
+        builder = builder.header(ETAG, tag.to_string());
+    }
+    if let Some(lm) = repr.last_modified {
+        builder = builder.header(LAST_MODIFIED, httpdate::fmt_http_date(lm));
+    }
+    builder = builder.header(CACHE_CONTROL, ctx.cache_control.clone());
+    let body_plan = match plan {
         ResponsePlan::NotModified => {
             return builder
                 .status(StatusCode::NOT_MODIFIED)
@@ -79,23 +88,26 @@ pub fn render(plan: &ResponsePlan, method: FileMethod, res: FileResponse) -> Res
                 .expect("valid response parts");
         }
         ResponsePlan::PreconditionFailed => {
-            return text(builder, StatusCode::PRECONDITION_FAILED, method, "");
+            return text(builder, StatusCode::PRECONDITION_FAILED, method);
         }
-        _ => {}
-    }
-    builder = builder
-        .header(&REPR_DIGEST, repr_digest(&res.digest))
-        .header(ACCEPT_RANGES, "bytes");
-    let whole = ByteRange {
-        start: 0,
-        end: length.saturating_sub(1),
+        ResponsePlan::Full { .. } => BodyPlan::Whole,
+        ResponsePlan::Partial(range) => BodyPlan::Single(*range),
+        ResponsePlan::Multipart(ranges) => BodyPlan::Multi(ranges),
+        ResponsePlan::Unsatisfiable => BodyPlan::Unsatisfiable,
     };
-    let (status, segments): (StatusCode, Vec<Segment>) = match plan {
-        ResponsePlan::NotModified | ResponsePlan::PreconditionFailed => {
-            unreachable!("answered without a body above")
-        }
-        ResponsePlan::Full { .. } => {
-            builder = builder.header(CONTENT_TYPE, &res.content_type);
+    builder = builder
+        .header(&REPR_DIGEST, repr_digest(&repr.digest))
+        .header(ACCEPT_RANGES, "bytes");
+    if let Some(enc) = repr.content_encoding {
+        builder = builder.header(CONTENT_ENCODING, enc);
+    }
+    let (status, segments) = match body_plan {
+        BodyPlan::Whole => {
+            builder = builder.header(CONTENT_TYPE, &repr.content_type);
+            let whole = ByteRange {
+                start: 0,
+                end: length.saturating_sub(1),
+            };
             let segs = if length == 0 {
                 vec![]
             } else {
@@ -103,28 +115,25 @@ pub fn render(plan: &ResponsePlan, method: FileMethod, res: FileResponse) -> Res
             };
             (StatusCode::OK, segs)
         }
-        ResponsePlan::Partial(range) => {
-            let content_range = ContentRange::Bytes {
-                range: *range,
-                length,
-            };
+        BodyPlan::Single(range) => {
+            let content_range = ContentRange::Bytes { range, length };
             builder = builder
-                .header(CONTENT_TYPE, &res.content_type)
+                .header(CONTENT_TYPE, &repr.content_type)
                 .header(CONTENT_RANGE, content_range.to_string());
-            (StatusCode::PARTIAL_CONTENT, vec![Segment::Slice(*range)])
+            (StatusCode::PARTIAL_CONTENT, vec![Segment::Slice(range)])
         }
-        ResponsePlan::Multipart(ranges) => {
-            let mp = multipart::plan(&new_boundary(), &res.content_type, ranges, length);
+        BodyPlan::Multi(ranges) => {
+            let mp = multipart::plan(&new_boundary(), &repr.content_type, ranges, length);
             builder = builder.header(CONTENT_TYPE, mp.content_type);
             (StatusCode::PARTIAL_CONTENT, mp.segments)
         }
-        ResponsePlan::Unsatisfiable => {
+        BodyPlan::Unsatisfiable => {
             let content_range = ContentRange::Unsatisfied { length };
             let builder = builder.header(CONTENT_RANGE, content_range.to_string());
-            return text(builder, StatusCode::RANGE_NOT_SATISFIABLE, method, "");
+            return text(builder, StatusCode::RANGE_NOT_SATISFIABLE, method);
         }
     };
-    let body = FileBody::new(res.file.file, res.file.path, res.file.stamp, segments);
+    let body = FileBody::new(repr.source, segments);
     builder
         .status(status)
         .header(CONTENT_LENGTH, HeaderValue::from(body.len()))
@@ -132,15 +141,22 @@ pub fn render(plan: &ResponsePlan, method: FileMethod, res: FileResponse) -> Res
         .expect("valid response parts")
 }
 
-/// A short plain-text answer: the status line's text plus `detail`.
+/// What the body of a 200/206/416 holds.
+enum BodyPlan<'a> {
+    Whole,
+    Single(ByteRange),
+    Multi(&'a [ByteRange]),
+    Unsatisfiable,
+}
+
+/// A short plain-text answer: the status code and reason.
 fn text(
     builder: axum::http::response::Builder,
     status: StatusCode,
     method: FileMethod,
-    detail: &str,
 ) -> Response<Body> {
     let msg = format!(
-        "{} {}\n{detail}",
+        "{} {}\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
     );

@@ -24,6 +24,8 @@ use crate::config::Config;
 use crate::fs::Root;
 use crate::handler::{self, App};
 use crate::hashcache::HashCache;
+use crate::quirks::transform::QuirkMode;
+use crate::quirks::QuirkSet;
 
 /// Longest a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,11 +92,17 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let quirks = (config.quirks_mode || !config.quirks.is_empty()).then(|| {
+            let mut global = QuirkSet::default();
+            config.quirks.iter().for_each(|q| global.add(*q));
+            QuirkMode::new(global, config.seed, config.stall_limit)
+        });
         let app = Arc::new(App {
             root,
             config,
             cache_control,
             hashes,
+            quirks,
         });
         Ok(Server {
             listener,

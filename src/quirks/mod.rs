@@ -1,0 +1,364 @@
+//! Quirks mode: misbehaving on purpose, one named way at a time, so download
+//! clients can be tested against the servers they meet in the wild.
+//!
+//! Quirks never fork the serving path. The correct pipeline (validators ->
+//! [`crate::plan::decide`] -> [`crate::render`]) runs as always; each quirk
+//! is a small transform at one of its seams (see [`transform`]): the
+//! representation's validators and bytes, the request facts, the plan, the
+//! rendered headers, or the body stream ([`transport`]).
+//!
+//! [`catalogue::CATALOGUE`] documents every quirk; this module parses specs
+//! (`name` or `name=value`, comma-separated) into a [`QuirkSet`].
+
+pub mod catalogue;
+pub mod page;
+pub mod transform;
+pub mod transport;
+
+use std::fmt;
+
+/// One quirk, with its argument. Names and meanings: [`catalogue::CATALOGUE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // each variant is documented in the catalogue, by name
+pub enum Quirk {
+    NoEtag,
+    WeakEtag,
+    UnstableEtag,
+    StaleEtag,
+    NoLastModified,
+    UnquotedEtag,
+    NoRanges,
+    AcceptRangesNone,
+    NoAcceptRanges,
+    Range200,
+    FirstRangeOnly,
+    MultiRange200,
+    IgnoreIfRange,
+    Bare416,
+    IfRange416,
+    WeakIfRange206,
+    HeadLies,
+    EncodedRange,
+    UnknownLength,
+    IfRangeEtag200,
+    RangeFromZero,
+    RangeCapped(u64),
+    NoContentRange,
+    BadContentRange,
+    ReplicaFlip,
+    Chunked,
+    DropAfter(u64),
+    DropAt(u64),
+    Throttle(u64),
+    StallAfter(u64),
+    FailFirst(u64),
+}
+
+/// A quirk spec that could not be parsed. The message lists the valid names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuirkError {
+    /// No such quirk.
+    #[error("unknown quirk {0:?}; valid quirks: {names}", names = catalogue::names())]
+    Unknown(String),
+    /// The quirk needs an argument, takes none, or the value is invalid.
+    #[error("bad value for quirk {name:?}: {why}; valid quirks: {names}", names = catalogue::names())]
+    BadValue {
+        /// The quirk.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl Quirk {
+    /// Parse `name` or `name=value`.
+    pub fn parse(item: &str) -> Result<Quirk, QuirkError> {
+        let (name, value) = match item.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (item.trim(), None),
+        };
+        let info = catalogue::info(name).ok_or_else(|| QuirkError::Unknown(name.to_string()))?;
+        let bad = |why: String| QuirkError::BadValue {
+            name: name.to_string(),
+            why,
+        };
+        let arg = match (info.arg, value) {
+            (Some(placeholder), None) => {
+                return Err(bad(format!("needs a value: {name}={placeholder}")))
+            }
+            (None, Some(_)) => return Err(bad("takes no value".into())),
+            (Some(_), Some(v)) => Some(
+                if name == "throttle" {
+                    parse_rate(v)
+                } else {
+                    parse_count(v)
+                }
+                .map_err(bad)?,
+            ),
+            (None, None) => None,
+        };
+        let n = arg.unwrap_or(0);
+        Ok(match name {
+            "no-etag" => Quirk::NoEtag,
+            "weak-etag" => Quirk::WeakEtag,
+            "unstable-etag" => Quirk::UnstableEtag,
+            "stale-etag" => Quirk::StaleEtag,
+            "no-last-modified" => Quirk::NoLastModified,
+            "unquoted-etag" => Quirk::UnquotedEtag,
+            "no-ranges" => Quirk::NoRanges,
+            "accept-ranges-none" => Quirk::AcceptRangesNone,
+            "no-accept-ranges" => Quirk::NoAcceptRanges,
+            "range-200" => Quirk::Range200,
+            "first-range-only" => Quirk::FirstRangeOnly,
+            "multi-range-200" => Quirk::MultiRange200,
+            "ignore-if-range" => Quirk::IgnoreIfRange,
+            "bare-416" => Quirk::Bare416,
+            "if-range-416" => Quirk::IfRange416,
+            "weak-if-range-206" => Quirk::WeakIfRange206,
+            "head-lies" => Quirk::HeadLies,
+            "encoded-range" => Quirk::EncodedRange,
+            "unknown-length" => Quirk::UnknownLength,
+            "if-range-etag-200" => Quirk::IfRangeEtag200,
+            "range-from-zero" => Quirk::RangeFromZero,
+            "range-capped" if n == 0 => return Err(bad("must be at least 1".into())),
+            "range-capped" => Quirk::RangeCapped(n),
+            "no-content-range" => Quirk::NoContentRange,
+            "bad-content-range" => Quirk::BadContentRange,
+            "replica-flip" => Quirk::ReplicaFlip,
+            "chunked" => Quirk::Chunked,
+            "drop-after" => Quirk::DropAfter(n),
+            "drop-at" => Quirk::DropAt(n),
+            "throttle" if n == 0 => return Err(bad("must be at least 1 byte/s".into())),
+            "throttle" => Quirk::Throttle(n),
+            "stall-after" => Quirk::StallAfter(n),
+            "fail-first" => Quirk::FailFirst(n),
+            _ => unreachable!("every catalogue name is matched above"),
+        })
+    }
+
+    /// The catalogue name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Quirk::NoEtag => "no-etag",
+            Quirk::WeakEtag => "weak-etag",
+            Quirk::UnstableEtag => "unstable-etag",
+            Quirk::StaleEtag => "stale-etag",
+            Quirk::NoLastModified => "no-last-modified",
+            Quirk::UnquotedEtag => "unquoted-etag",
+            Quirk::NoRanges => "no-ranges",
+            Quirk::AcceptRangesNone => "accept-ranges-none",
+            Quirk::NoAcceptRanges => "no-accept-ranges",
+            Quirk::Range200 => "range-200",
+            Quirk::FirstRangeOnly => "first-range-only",
+            Quirk::MultiRange200 => "multi-range-200",
+            Quirk::IgnoreIfRange => "ignore-if-range",
+            Quirk::Bare416 => "bare-416",
+            Quirk::IfRange416 => "if-range-416",
+            Quirk::WeakIfRange206 => "weak-if-range-206",
+            Quirk::HeadLies => "head-lies",
+            Quirk::EncodedRange => "encoded-range",
+            Quirk::UnknownLength => "unknown-length",
+            Quirk::IfRangeEtag200 => "if-range-etag-200",
+            Quirk::RangeFromZero => "range-from-zero",
+            Quirk::RangeCapped(_) => "range-capped",
+            Quirk::NoContentRange => "no-content-range",
+            Quirk::BadContentRange => "bad-content-range",
+            Quirk::ReplicaFlip => "replica-flip",
+            Quirk::Chunked => "chunked",
+            Quirk::DropAfter(_) => "drop-after",
+            Quirk::DropAt(_) => "drop-at",
+            Quirk::Throttle(_) => "throttle",
+            Quirk::StallAfter(_) => "stall-after",
+            Quirk::FailFirst(_) => "fail-first",
+        }
+    }
+}
+
+impl fmt::Display for Quirk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quirk::RangeCapped(n)
+            | Quirk::DropAfter(n)
+            | Quirk::DropAt(n)
+            | Quirk::Throttle(n)
+            | Quirk::StallAfter(n)
+            | Quirk::FailFirst(n) => write!(f, "{}={n}", self.name()),
+            q => f.write_str(q.name()),
+        }
+    }
+}
+
+fn parse_count(v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .map_err(|_| format!("{v:?} is not a whole number"))
+}
+
+/// `RATE`: bytes per second, with `k` (1024) or `M` (1024²) suffixes.
+fn parse_rate(v: &str) -> Result<u64, String> {
+    let (digits, mult) = match v.as_bytes().last() {
+        Some(b'k' | b'K') => (&v[..v.len() - 1], 1024),
+        Some(b'M' | b'm') => (&v[..v.len() - 1], 1024 * 1024),
+        _ => (v, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{v:?} is not a rate like 65536, 256k or 2M"))
+}
+
+/// The quirks applied to one response: at most one of each name (a later
+/// spec overrides an earlier one of the same name), in the order given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuirkSet(Vec<Quirk>);
+
+/// A parsed spec: its quirks, and whether it said `none`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spec {
+    /// The quirks named.
+    pub quirks: Vec<Quirk>,
+    /// `none` was given: clear the global quirks for this request.
+    pub none: bool,
+}
+
+impl Spec {
+    /// Parse `SPEC`: quirks separated by commas; empty and `none` are valid.
+    pub fn parse(spec: &str) -> Result<Spec, QuirkError> {
+        let mut out = Spec::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == "none" {
+                out.none = true;
+            } else {
+                out.quirks.push(Quirk::parse(item)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl QuirkSet {
+    /// Global quirks, then each per-request spec in turn (`none` clears what came before).
+    pub fn combine(global: &QuirkSet, specs: &[Spec]) -> QuirkSet {
+        let mut set = if specs.iter().any(|s| s.none) {
+            QuirkSet::default()
+        } else {
+            global.clone()
+        };
+        for q in specs.iter().flat_map(|s| &s.quirks) {
+            set.add(*q);
+        }
+        set
+    }
+
+    /// Add `q`, replacing a quirk of the same name.
+    pub fn add(&mut self, q: Quirk) {
+        self.0.retain(|have| have.name() != q.name());
+        self.0.push(q);
+    }
+
+    /// True when no quirk applies.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `q` (argument-less) is in the set.
+    pub fn has(&self, q: Quirk) -> bool {
+        self.0.contains(&q)
+    }
+
+    /// The first quirk for which `f` returns a value.
+    pub fn find<T>(&self, f: impl Fn(&Quirk) -> Option<T>) -> Option<T> {
+        self.0.iter().find_map(f)
+    }
+
+    /// The quirks, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Quirk> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for QuirkSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, q) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{q}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_entry_parses_and_round_trips() {
+        for info in catalogue::CATALOGUE {
+            let spec = match info.example {
+                Some(v) => format!("{}={v}", info.name),
+                None => info.name.to_string(),
+            };
+            let q = Quirk::parse(&spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!(q.name(), info.name);
+            assert_eq!(Quirk::parse(&q.to_string()), Ok(q));
+        }
+    }
+
+    #[test]
+    fn specs() {
+        assert_eq!(Spec::parse(""), Ok(Spec::default()));
+        assert_eq!(
+            Spec::parse("none"),
+            Ok(Spec {
+                quirks: vec![],
+                none: true
+            })
+        );
+        let s = Spec::parse("no-etag, drop-after=1000,throttle=256k").unwrap();
+        assert_eq!(
+            s.quirks,
+            vec![
+                Quirk::NoEtag,
+                Quirk::DropAfter(1000),
+                Quirk::Throttle(256 * 1024)
+            ]
+        );
+        assert_eq!(Quirk::parse("throttle=2M"), Ok(Quirk::Throttle(2 << 20)));
+        for bad in [
+            "nope",
+            "no-etag=1",
+            "drop-after",
+            "drop-after=x",
+            "throttle=0",
+            "range-capped=0",
+            "throttle=5G",
+        ] {
+            let e = Spec::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("valid quirks: no-etag, weak-etag"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn combining_global_and_request_quirks() {
+        let global = QuirkSet::combine(
+            &QuirkSet::default(),
+            &[Spec::parse("no-etag,drop-after=5").unwrap()],
+        );
+        let req = Spec::parse("drop-after=9,chunked").unwrap();
+        assert_eq!(
+            QuirkSet::combine(&global, &[req]).to_string(),
+            "no-etag,drop-after=9,chunked"
+        );
+        let cleared = Spec::parse("none,chunked").unwrap();
+        assert_eq!(
+            QuirkSet::combine(&global, &[cleared]).to_string(),
+            "chunked"
+        );
+        assert_eq!(
+            QuirkSet::combine(&global, &[Spec::parse("").unwrap()]),
+            global
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! The quirk transforms, one seam at a time. Each function takes a value of
+//! the correct pipeline and returns it bent: the representation (validators
+//! and bytes), the request facts, the plan, and the rendered response. The
+//! correct values are computed first, always, by the shared code.
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header::{
+    HeaderName, HeaderValue, ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, ETAG, RETRY_AFTER,
+};
+use axum::http::{Response, StatusCode};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+
+use super::transport::{AfterLimit, Delivery, QuirkBody};
+use super::{Quirk, QuirkSet};
+use crate::body::Source;
+use crate::hashcache::{HashCache, HashError};
+use crate::plan::{FileMethod, IgnoredRange, RangeHeader, RequestFacts, ResponsePlan};
+use crate::render::Representation;
+use crate::rfc::etag::EntityTag;
+use crate::rfc::range::{self, ByteRange};
+
+/// `Rangeserve-Quirks`: the request header that picks quirks, and the
+/// response header that reports the ones applied.
+pub static RANGESERVE_QUIRKS: HeaderName = HeaderName::from_static("rangeserve-quirks");
+
+/// The XOR mask that derives replica-flip's second version.
+pub const REPLICA_XOR: u8 = 0xff;
+/// encoded-range compresses in memory; larger files are refused with 503.
+pub const ENCODED_MAX: u64 = 256 * 1024 * 1024;
+
+/// Per-server quirks state: options and the counters that make quirks
+/// deterministic per server (never shared between servers).
+#[derive(Debug)]
+pub struct QuirkMode {
+    /// Quirks applied to every response.
+    pub global: QuirkSet,
+    /// Seed of every pseudo-random value.
+    pub seed: u64,
+    /// How long stall-after keeps a connection open.
+    pub stall_limit: Duration,
+    fail_counts: Mutex<HashMap<String, u64>>,
+    flips: Mutex<HashMap<String, u64>>,
+    responses: AtomicU64,
+}
+
+impl QuirkMode {
+    /// A fresh state.
+    pub fn new(global: QuirkSet, seed: u64, stall_limit: Duration) -> Self {
+        QuirkMode {
+            global,
+            seed,
+            stall_limit,
+            fail_counts: Mutex::default(),
+            flips: Mutex::default(),
+            responses: AtomicU64::new(0),
+        }
+    }
+
+    /// fail-first=N: the first N requests for `path` carrying it get 503.
+    pub fn fail_first(&self, set: &QuirkSet, path: &str) -> Option<Response<Body>> {
+        let n = set.find(|q| match q {
+            Quirk::FailFirst(n) => Some(*n),
+            _ => None,
+        })?;
+        let seen = {
+            let mut counts = self.fail_counts.lock().expect("quirk counters");
+            let c = counts.entry(path.to_string()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        (seen <= n).then(|| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(RETRY_AFTER, "1")],
+                format!("503 Service Unavailable\nfail-first={n}: request {seen} of {n} refused\n"),
+            )
+                .into_response()
+        })
+    }
+
+    /// Bend the representation: which version, which bytes, which validators.
+    pub async fn representation(
+        &self,
+        set: &QuirkSet,
+        path: &str,
+        mut repr: Representation,
+        hashes: &HashCache,
+    ) -> Result<Representation, QuirkFailure> {
+        if set.has(Quirk::ReplicaFlip) {
+            let n = {
+                let mut flips = self.flips.lock().expect("quirk counters");
+                let c = flips.entry(path.to_string()).or_insert(0);
+                *c += 1;
+                *c
+            };
+            if n % 2 == 0 {
+                repr = second_version(repr, hashes).await?;
+            }
+        }
+        if set.has(Quirk::EncodedRange) {
+            repr = gzipped(repr).await?;
+        }
+        for q in set.iter() {
+            match q {
+                Quirk::NoEtag => repr.etag = None,
+                Quirk::WeakEtag => {
+                    if let Some(t) = &mut repr.etag {
+                        t.weak = true;
+                    }
+                }
+                Quirk::UnstableEtag => {
+                    let n = self.responses.fetch_add(1, Ordering::Relaxed);
+                    let d = Sha256::new()
+                        .chain_update(self.seed.to_be_bytes())
+                        .chain_update(n.to_be_bytes())
+                        .chain_update(path.as_bytes())
+                        .finalize();
+                    repr.etag = Some(EntityTag::strong(format!("u-{}", hex::encode(&d[..16]))));
+                }
+                Quirk::StaleEtag => {
+                    let d = Sha256::digest(path.as_bytes());
+                    repr.etag = Some(EntityTag::strong(format!("p-{}", hex::encode(&d[..16]))));
+                }
+                Quirk::NoLastModified => repr.last_modified = None,
+                _ => {}
+            }
+        }
+        Ok(repr)
+    }
+}
+
+/// Why a quirk could not be applied (answered 503 with the reason).
+#[derive(Debug, thiserror::Error)]
+pub enum QuirkFailure {
+    /// Hashing the derived version failed.
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    /// Reading or compressing failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The file is too large for an in-memory derived version.
+    #[error("encoded-range compresses in memory; files over {ENCODED_MAX} bytes are refused")]
+    TooLarge,
+}
+
+/// replica-flip's other version: every byte XOR 0xff, its own ETag, a day older.
+async fn second_version(
+    mut repr: Representation,
+    hashes: &HashCache,
+) -> Result<Representation, QuirkFailure> {
+    let Source::File(src) = &mut repr.source else {
+        return Ok(repr);
+    };
+    src.xor ^= REPLICA_XOR;
+    let digest = hashes
+        .digest_xor(&src.path, &src.file, src.stamp, src.xor)
+        .await?;
+    repr.digest = digest;
+    repr.etag = Some(EntityTag::from_sha256(&digest));
+    repr.last_modified = repr.last_modified.map(|t| t - Duration::from_secs(86400));
+    Ok(repr)
+}
+
+/// encoded-range: the gzip of the representation, deterministic, in memory.
+async fn gzipped(mut repr: Representation) -> Result<Representation, QuirkFailure> {
+    let Source::File(src) = repr.source.clone() else {
+        return Ok(repr);
+    };
+    if repr.length > ENCODED_MAX {
+        return Err(QuirkFailure::TooLarge);
+    }
+    let length = repr.length;
+    let gz = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let mut raw = vec![0u8; length as usize];
+        src.file.read_exact_at(&mut raw, 0)?;
+        if crate::fs::FileStamp::of(&src.file.metadata()?) != src.stamp {
+            return Err(std::io::Error::other("file changed while being compressed"));
+        }
+        raw.iter_mut().for_each(|b| *b ^= src.xor);
+        // no name, mtime 0: the same bytes on every run and machine
+        let mut enc = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::new(6));
+        enc.write_all(&raw)?;
+        enc.finish()
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    let digest: [u8; 32] = Sha256::digest(&gz).into();
+    repr.length = gz.len() as u64;
+    repr.source = Source::Memory(Bytes::from(gz));
+    repr.digest = digest;
+    repr.etag = repr.etag.map(|t| EntityTag {
+        weak: t.weak,
+        ..EntityTag::from_sha256(&digest)
+    });
+    repr.content_encoding = Some("gzip");
+    Ok(repr)
+}
+
+/// Decode a gzip body (used by tests and docs to check encoded-range).
+pub fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Bend the request: which of its headers the server pretends to understand.
+/// `scratch` holds a rewritten If-Range.
+pub fn request<'a>(
+    set: &QuirkSet,
+    mut facts: RequestFacts<'a>,
+    repr: &Representation,
+    scratch: &'a mut String,
+) -> RequestFacts<'a> {
+    let if_range_is_tag = facts
+        .conditions
+        .if_range
+        .is_some_and(|v| v.trim_start().starts_with('"') || v.trim_start().starts_with("W/"));
+    if set.has(Quirk::NoRanges) || set.has(Quirk::AcceptRangesNone) {
+        facts.range = RangeHeader::Absent;
+    }
+    if set.has(Quirk::IgnoreIfRange) {
+        facts.conditions.if_range = None;
+    }
+    if set.has(Quirk::IfRangeEtag200) && if_range_is_tag {
+        facts.range = RangeHeader::Absent;
+    }
+    if set.has(Quirk::MultiRange200) {
+        if let RangeHeader::Value(v) = facts.range {
+            if range::parse(v).is_ok_and(|specs| specs.len() > 1) {
+                facts.range = RangeHeader::Absent;
+            }
+        }
+    }
+    if set.has(Quirk::WeakIfRange206) {
+        let weak_of_current = facts.conditions.if_range.and_then(|v| {
+            let tag = EntityTag::parse(v).ok()?;
+            let current = repr.etag.as_ref()?;
+            (tag.weak && tag.opaque == current.opaque).then(|| current.to_string())
+        });
+        if let Some(current) = weak_of_current {
+            *scratch = current;
+            facts.conditions.if_range = Some(scratch.as_str());
+        }
+    }
+    facts
+}
+
+/// Bend the plan: which ranges are sent.
+pub fn plan(set: &QuirkSet, mut plan: ResponsePlan) -> ResponsePlan {
+    if set.has(Quirk::FirstRangeOnly) {
+        if let ResponsePlan::Multipart(ranges) = &plan {
+            plan = ResponsePlan::Partial(ranges[0]);
+        }
+    }
+    if set.has(Quirk::IfRange416)
+        && plan
+            == (ResponsePlan::Full {
+                ignored: Some(IgnoredRange::IfRangeMismatch),
+            })
+    {
+        plan = ResponsePlan::Unsatisfiable;
+    }
+    if let ResponsePlan::Partial(r) = &mut plan {
+        if set.has(Quirk::RangeFromZero) {
+            *r = ByteRange {
+                start: 0,
+                end: r.len() - 1,
+            };
+        }
+        if let Some(cap) = set.find(|q| match q {
+            Quirk::RangeCapped(n) => Some(*n),
+            _ => None,
+        }) {
+            r.end = r.end.min(r.start + cap - 1);
+        }
+    }
+    plan
+}
+
+/// Bend the rendered response: headers, status and delivery of the body.
+/// `length` is the representation's length.
+pub fn response(
+    mode: &QuirkMode,
+    set: &QuirkSet,
+    mut res: Response<Body>,
+    method: FileMethod,
+    plan: &ResponsePlan,
+    length: u64,
+) -> Response<Body> {
+    let h = res.headers_mut();
+    if set.has(Quirk::NoRanges) || set.has(Quirk::NoAcceptRanges) {
+        h.remove(ACCEPT_RANGES);
+    }
+    if set.has(Quirk::AcceptRangesNone) {
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("none"));
+    }
+    if set.has(Quirk::UnquotedEtag) {
+        if let Some(v) = h.get(ETAG).and_then(|v| v.to_str().ok()) {
+            let unquoted = v.replace('"', "");
+            h.insert(
+                ETAG,
+                HeaderValue::from_str(&unquoted).expect("was a valid value"),
+            );
+        }
+    }
+    if let ResponsePlan::Partial(r) = plan {
+        if set.has(Quirk::UnknownLength) {
+            let v = format!("bytes {}-{}/*", r.start, r.end);
+            h.insert(CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
+        }
+        if set.has(Quirk::BadContentRange) {
+            let v = format!("bytes {}-{}", r.start, r.end);
+            h.insert(CONTENT_RANGE, HeaderValue::from_str(&v).expect("ascii"));
+        }
+        if set.has(Quirk::NoContentRange) {
+            h.remove(CONTENT_RANGE);
+        }
+        if set.has(Quirk::Range200) {
+            *res.status_mut() = StatusCode::OK;
+        }
+    }
+    let h = res.headers_mut();
+    if *plan == ResponsePlan::Unsatisfiable && set.has(Quirk::Bare416) {
+        h.remove(CONTENT_RANGE);
+    }
+    if method == FileMethod::Head && set.has(Quirk::HeadLies) {
+        h.remove(ACCEPT_RANGES);
+        h.remove(CONTENT_LENGTH);
+    }
+    let delivery = delivery(
+        mode,
+        set,
+        plan,
+        length,
+        res.headers().contains_key(CONTENT_LENGTH),
+    );
+    if delivery.hide_length {
+        res.headers_mut().remove(CONTENT_LENGTH);
+    }
+    if method == FileMethod::Get && !delivery.is_plain() {
+        res = res.map(|body| Body::new(QuirkBody::new(body, delivery)));
+    }
+    res
+}
+
+/// How the transport quirks bend the body of a response planned as `plan`.
+fn delivery(
+    mode: &QuirkMode,
+    set: &QuirkSet,
+    plan: &ResponsePlan,
+    length: u64,
+    has_length: bool,
+) -> Delivery {
+    let mut d = Delivery {
+        hide_length: set.has(Quirk::Chunked) && has_length,
+        ..Delivery::default()
+    };
+    let mut limit = |n: u64, after: AfterLimit| {
+        if d.limit.is_none_or(|(m, _)| n < m) {
+            d.limit = Some((n, after));
+        }
+    };
+    for q in set.iter() {
+        match *q {
+            Quirk::DropAfter(n) => limit(n, AfterLimit::Close),
+            Quirk::StallAfter(n) => limit(n, AfterLimit::Stall(mode.stall_limit)),
+            Quirk::DropAt(offset) => {
+                // bytes of this body before file offset `offset`, if the body
+                // starts before it and includes it (multipart bodies are not cut)
+                let first = match plan {
+                    ResponsePlan::Full { .. } if offset < length => Some(0),
+                    ResponsePlan::Partial(r) if offset <= r.end => Some(r.start),
+                    _ => None,
+                };
+                if let Some(first) = first.filter(|&f| f < offset) {
+                    limit(offset - first, AfterLimit::Close);
+                }
+            }
+            Quirk::Throttle(rate) => d.rate = Some(rate),
+            _ => {}
+        }
+    }
+    d
+}
