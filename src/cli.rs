@@ -89,6 +89,7 @@ impl Cli {
             quirks,
             seed: self.seed,
             stall_limit: Duration::from_secs(self.stall_limit),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub seed: u64,
     /// How long `stall-after` keeps a stalled connection open.
     pub stall_limit: Duration,
+    /// How long a graceful shutdown waits for in-flight responses.
+    pub shutdown_timeout: Duration,
 }
 
 /// Cache-Control by default: caches may store files but must revalidate
@@ -55,6 +57,7 @@ impl Default for Config {
             quirks: Vec::new(),
             seed: 0,
             stall_limit: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

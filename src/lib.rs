@@ -6,18 +6,36 @@
 //! pure, using [`rfc`]) -> [`render`] (the one place that writes status,
 //! headers and the streaming [`body`]).
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), rangeserve::StartError> {
-//! let config = rangeserve::Config { port: 0, root: "fixtures".into(), ..Default::default() };
-//! let server = rangeserve::Server::bind(config).await?;
-//! println!("serving on {}", server.url());
-//! let handle = server.spawn();
-//! // ... talk to handle.url() ...
-//! handle.shutdown().await;
+//! As a test fixture (see [`builder`] for every option):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rangeserve::StartError> {
+//! use std::io::{Read, Write};
+//!
+//! let server = rangeserve::Server::builder()
+//!     .root(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
+//!     .bind("127.0.0.1:0")
+//!     .spawn()
+//!     .await?;
+//! let addr = server.local_addr();
+//! let response = tokio::task::spawn_blocking(move || {
+//!     let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+//!     tcp.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n").unwrap();
+//!     let mut response = String::new();
+//!     tcp.read_to_string(&mut response).unwrap();
+//!     response
+//! })
+//! .await
+//! .unwrap();
+//! assert!(response.starts_with("HTTP/1.1 206 Partial Content\r\n"));
+//! assert!(response.ends_with("\r\n\r\nHello"));
+//! server.shutdown().await;
 //! # Ok(()) }
 //! ```
 
 pub mod body;
+pub mod builder;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -33,5 +51,6 @@ pub mod render;
 pub mod rfc;
 pub mod server;
 
+pub use builder::ServerBuilder;
 pub use config::Config;
 pub use server::{Server, ServerHandle, StartError};

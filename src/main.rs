@@ -63,9 +63,7 @@ fn main() -> ExitCode {
             return fail("cannot write to stdout");
         }
         drop(out);
-        server
-            .run(shutdown, Duration::from_secs(cli.shutdown_timeout))
-            .await;
+        server.run(shutdown).await;
         ExitCode::SUCCESS
     })
 }

@@ -128,8 +128,9 @@ impl Server {
     }
 
     /// Serve until `shutdown` completes, then stop accepting and wait up to
-    /// `grace` for in-flight responses.
-    pub async fn run(self, shutdown: impl Future<Output = ()>, grace: Duration) {
+    /// the configured shutdown timeout for in-flight responses.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let grace = self.app.config.shutdown_timeout;
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         let hashes = Arc::clone(&self.app.hashes);
@@ -187,12 +188,9 @@ impl Server {
     pub fn spawn(self) -> ServerHandle {
         let (tx, rx) = oneshot::channel::<()>();
         let local_addr = self.local_addr;
-        let task = tokio::spawn(self.run(
-            async {
-                let _ = rx.await;
-            },
-            Duration::from_secs(10),
-        ));
+        let task = tokio::spawn(self.run(async {
+            let _ = rx.await;
+        }));
         ServerHandle {
             local_addr,
             stop: Some(tx),

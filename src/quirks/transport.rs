@@ -13,6 +13,11 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+/// How long a closing body waits before it fails, so hyper flushes the bytes
+/// it already took (it writes buffered data while the body is pending, and
+/// drops it when the body fails).
+const FLUSH_GRACE: Duration = Duration::from_millis(50);
+
 /// Largest single write when throttling (the only burst allowed).
 pub const THROTTLE_BURST: u64 = 16 * 1024;
 
@@ -93,15 +98,16 @@ impl http_body::Body for QuirkBody {
                 this.sleep = None;
                 if this.stalled {
                     this.done = true;
-                    return Poll::Ready(Some(Err("stall limit reached: closing".into())));
+                    return Poll::Ready(Some(Err("quirk: closing the connection mid-body".into())));
                 }
             }
             if let Some((limit, after)) = this.how.limit {
                 if this.sent >= limit {
                     match after {
                         AfterLimit::Close => {
-                            this.done = true;
-                            return Poll::Ready(Some(Err("quirk: closing mid-body".into())));
+                            this.stalled = true;
+                            this.sleep = Some(Box::pin(tokio::time::sleep(FLUSH_GRACE)));
+                            continue;
                         }
                         AfterLimit::Stall(d) => {
                             this.stalled = true;

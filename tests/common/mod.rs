@@ -27,6 +27,7 @@ impl TestServer {
         let config = Config {
             root: root.to_path_buf(),
             port: 0,
+            shutdown_timeout: Duration::from_secs(2),
             ..config
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -43,12 +44,9 @@ impl TestServer {
                     .send((server.local_addr(), server.hashes()))
                     .unwrap();
                 server
-                    .run(
-                        async {
-                            let _ = stop_rx.await;
-                        },
-                        Duration::from_secs(2),
-                    )
+                    .run(async {
+                        let _ = stop_rx.await;
+                    })
                     .await;
             });
         });

@@ -1,0 +1,152 @@
+//! The library API for using rangeserve as a test fixture: a builder with the
+//! CLI's options, typed, that spawns a server on a background task and hands
+//! back a [`ServerHandle`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rangeserve::StartError> {
+//! let dir = std::env::temp_dir().join(format!("rangeserve-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::write(dir.join("hello.txt"), "Hello, world!").unwrap();
+//!
+//! let server = rangeserve::Server::builder()
+//!     .root(&dir)
+//!     .bind("127.0.0.1:0")
+//!     .quirk("drop-after=5")
+//!     .spawn()
+//!     .await?;
+//! assert!(server.url().starts_with("http://127.0.0.1:"));
+//!
+//! // a bad quirk is an error, not a panic
+//! let err = rangeserve::Server::builder().root(&dir).bind("127.0.0.1:0").quirk("nope").spawn().await;
+//! assert!(err.is_err());
+//!
+//! server.shutdown().await; // graceful: waits for in-flight responses
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::quirks::Spec;
+use crate::server::{Server, ServerHandle, StartError};
+
+/// Builds a [`Server`]; start from [`Server::builder`]. Every option has the
+/// CLI's default.
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    config: Config,
+    bind: Option<String>,
+    quirk_specs: Vec<String>,
+}
+
+impl Server {
+    /// A builder with the CLI's defaults (`.` on 127.0.0.1:8080; tests want `.bind("127.0.0.1:0")`).
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+impl ServerBuilder {
+    /// The directory to serve.
+    pub fn root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.root = dir.into();
+        self
+    }
+
+    /// `ADDR:PORT` to listen on; port 0 picks a free one (see [`ServerHandle::url`]).
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = Some(addr.into());
+        self
+    }
+
+    /// Add global quirks: `name`, `name=value`, several joined by commas.
+    /// Turns quirks mode on. A bad spec makes [`spawn`](Self::spawn) fail.
+    pub fn quirk(mut self, spec: impl Into<String>) -> Self {
+        self.quirk_specs.push(spec.into());
+        self
+    }
+
+    /// Quirks mode without global quirks (per-request quirks by URL or header).
+    pub fn quirks_mode(mut self, on: bool) -> Self {
+        self.config.quirks_mode = on;
+        self
+    }
+
+    /// Seed of quirks' pseudo-random values.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// How long `stall-after` keeps a stalled connection open.
+    pub fn stall_limit(mut self, limit: Duration) -> Self {
+        self.config.stall_limit = limit;
+        self
+    }
+
+    /// HTML listings for directories without index.html (default on).
+    pub fn listing(mut self, on: bool) -> Self {
+        self.config.listing = on;
+        self
+    }
+
+    /// Most ranges per response after coalescing (default 64).
+    pub fn max_ranges(mut self, n: usize) -> Self {
+        self.config.max_ranges = n;
+        self
+    }
+
+    /// The Cache-Control value of file responses (default `no-cache`).
+    pub fn cache_control(mut self, value: impl Into<String>) -> Self {
+        self.config.cache_control = value.into();
+        self
+    }
+
+    /// Persist content hashes in this file.
+    pub fn etag_cache(mut self, file: impl Into<PathBuf>) -> Self {
+        self.config.etag_cache = Some(file.into());
+        self
+    }
+
+    /// Hash the whole tree in the background at start-up.
+    pub fn prehash(mut self, on: bool) -> Self {
+        self.config.prehash = on;
+        self
+    }
+
+    /// How long a graceful shutdown waits for in-flight responses (default 10 s).
+    pub fn shutdown_timeout(mut self, t: Duration) -> Self {
+        self.config.shutdown_timeout = t;
+        self
+    }
+
+    /// The validated options.
+    pub fn config(self) -> Result<Config, StartError> {
+        let mut config = self.config;
+        if let Some(addr) = self.bind {
+            let addr: SocketAddr = addr.parse().map_err(|_| StartError::Config {
+                option: "bind",
+                reason: format!("{addr:?} is not ADDR:PORT"),
+            })?;
+            config.bind = addr.ip();
+            config.port = addr.port();
+        }
+        for spec in &self.quirk_specs {
+            let parsed = Spec::parse(spec).map_err(|e| StartError::Config {
+                option: "quirk",
+                reason: e.to_string(),
+            })?;
+            config.quirks.extend(parsed.quirks);
+        }
+        Ok(config)
+    }
+
+    /// Bind and start serving on a background task of the current runtime.
+    pub async fn spawn(self) -> Result<ServerHandle, StartError> {
+        Ok(Server::bind(self.config()?).await?.spawn())
+    }
+}
