@@ -88,6 +88,11 @@ for _ in $(seq "$RUNS"); do
 done
 ttfb=$(printf '%s\n' "${ttfbs[@]}" | median)
 echo "cold 1 GiB first byte (hash)   : median ${ttfb}s  => $(awk -v t="$ttfb" 'BEGIN{printf "%.2f", 1.073741824/t}') GB/s hashing (target >= 1.5)"
+if command -v openssl >/dev/null 2>&1; then
+  ossl=$(openssl speed -evp sha256 -bytes 1048576 -seconds 2 2>/dev/null | awk '/^sha256/ {print $2}' | tr -d k)
+  echo "  reference: openssl sha256 on this CPU: $(awk -v k="$ossl" 'BEGIN{printf "%.2f", k*1000/1e9}') GB/s (the hardware's ceiling for one core)"
+fi
+[ "${ONLY:-}" = hash ] && exit 0
 
 start_rs --prehash
 start_ngx

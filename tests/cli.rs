@@ -669,7 +669,7 @@ fn sigterm_when_idle_exits_zero() {
 fn sigterm_with_no_traffic_at_all_exits_zero() {
     let (p, _, _) = Proc::start([OsStr::new("-p"), OsStr::new("0"), fixtures().as_os_str()]);
     // A short pause: signalling *immediately* after the startup line is
-    // covered (and currently fails) in `sigterm_right_after_startup_line_exits_zero`.
+    // covered by `sigterm_right_after_startup_line_exits_zero`.
     std::thread::sleep(Duration::from_millis(250));
     p.signal("TERM");
     let out = p.finish(Duration::from_secs(5));
@@ -687,7 +687,6 @@ fn sigterm_with_no_traffic_at_all_exits_zero() {
 /// moment it reads it. Here `sh` reads the line straight from the server's
 /// stdout and signals it at once; repeated, since it is a race.
 #[test]
-
 fn sigterm_right_after_startup_line_exits_zero() {
     const ROUNDS: usize = 300;
     let mut failures = Vec::new();
@@ -871,4 +870,35 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
         out.stderr
     );
     assert_no_crash_text(&out);
+}
+
+#[test]
+fn a_second_signal_exits_at_once_even_with_a_response_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("slow.bin"), vec![7u8; 1024 * 1024]).unwrap();
+    // 1 MiB at 64 KiB/s: the response would take 16 s
+    let (mut p, _, addr) = Proc::start([
+        OsStr::new("-q"),
+        OsStr::new("--quirk"),
+        OsStr::new("throttle=64k"),
+        OsStr::new("-p"),
+        OsStr::new("0"),
+        dir.path().as_os_str(),
+    ]);
+    let mut stream = connect(addr);
+    send_get(&mut stream, "/slow.bin");
+    let mut first = [0u8; 1024];
+    stream.read_exact(&mut first).unwrap();
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        p.is_running(),
+        "the first signal waits for the in-flight response"
+    );
+    let t = Instant::now();
+    p.signal("TERM");
+    let out = p.finish(Duration::from_secs(3));
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(out.status.code(), Some(130), "stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("second signal"), "{}", out.stderr);
 }
