@@ -298,7 +298,10 @@ async fn serve_file(
         }),
     };
     if let Some((mode, set)) = quirks {
-        repr = match mode.representation(set, raw_path, repr, &app.hashes).await {
+        // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
+        let key = display_path(&path);
+        let key = key.trim_end_matches('/');
+        repr = match mode.representation(set, key, repr, &app.hashes).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(path = raw_path, error = %e, "quirk failed");

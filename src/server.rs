@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::fs::Root;
 use crate::handler::{self, App};
 use crate::hashcache::HashCache;
-use crate::quirks::transform::QuirkMode;
+use crate::quirks::transform::{hide_head_length, QuirkMode};
 use crate::quirks::QuirkSet;
 
 /// Longest a client may take to send a request's headers.
@@ -155,7 +155,11 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(self.router.clone());
+            let service = TowerToHyperService::new(
+                tower::ServiceBuilder::new()
+                    .map_response(hide_head_length)
+                    .service(self.router.clone()),
+            );
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)

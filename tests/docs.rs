@@ -5,10 +5,15 @@ use rangeserve::quirks::catalogue;
 
 #[test]
 fn readme_quirk_table_is_the_catalogue() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = "<!-- quirk-table: generated from src/quirks/catalogue.rs; tests/docs.rs checks it -->\n";
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start =
+        "<!-- quirk-table: generated from src/quirks/catalogue.rs; tests/docs.rs checks it -->\n";
     let end = "<!-- /quirk-table -->";
-    let from = readme.find(start).expect("README has the quirk-table markers") + start.len();
+    let from = readme
+        .find(start)
+        .expect("README has the quirk-table markers")
+        + start.len();
     let to = readme[from..].find(end).expect("closing marker") + from;
     let table = catalogue::markdown_table();
     if readme[from..to] != table {
@@ -32,7 +37,11 @@ fn list_quirks_prints_the_catalogue() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text, catalogue::text());
     for q in catalogue::CATALOGUE {
-        assert!(text.contains(q.name) && text.contains(q.emulates), "{}", q.name);
+        assert!(
+            text.contains(q.name) && text.contains(q.emulates),
+            "{}",
+            q.name
+        );
     }
 }
 
@@ -45,6 +54,9 @@ fn a_bad_global_quirk_is_one_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("unknown quirk \"bogus\"") && err.contains("valid quirks: no-etag,"), "{err}");
+    assert!(
+        err.contains("unknown quirk \"bogus\"") && err.contains("valid quirks: no-etag,"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 }

@@ -214,6 +214,9 @@ pub fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An If-Range value that never matches (a weak tag fails strong comparison).
+const NEVER_MATCHES: &str = "W/\"never\"";
+
 /// Bend the request: which of its headers the server pretends to understand.
 /// `scratch` holds a rewritten If-Range.
 pub fn request<'a>(
@@ -231,6 +234,10 @@ pub fn request<'a>(
     }
     if set.has(Quirk::IgnoreIfRange) {
         facts.conditions.if_range = None;
+    }
+    if set.has(Quirk::WeakEtag) && facts.conditions.if_range.is_some() {
+        // a weak validator never satisfies If-Range, in any form (date included)
+        facts.conditions.if_range = Some(NEVER_MATCHES);
     }
     if set.has(Quirk::IfRangeEtag200) && if_range_is_tag {
         facts.range = RangeHeader::Absent;
@@ -348,8 +355,28 @@ pub fn response(
     if delivery.hide_length {
         res.headers_mut().remove(CONTENT_LENGTH);
     }
+    let removed_length = !res.headers().contains_key(CONTENT_LENGTH);
     if method == FileMethod::Get && !delivery.is_plain() {
         res = res.map(|body| Body::new(QuirkBody::new(body, delivery)));
+    } else if method == FileMethod::Head && removed_length {
+        // axum's router adds Content-Length: 0 to a HEAD response without
+        // one (its body is empty); the server's outermost layer sees this
+        // mark and takes it out again (hyper adds none to HEAD answers)
+        res.extensions_mut().insert(HideHeadLength);
+    }
+    res
+}
+
+/// Marks a HEAD response that must go out without Content-Length; see
+/// [`hide_head_length`].
+#[derive(Debug, Clone, Copy)]
+pub struct HideHeadLength;
+
+/// Outermost response layer: a [`HideHeadLength`] response leaves without
+/// Content-Length.
+pub fn hide_head_length(mut res: Response<Body>) -> Response<Body> {
+    if res.extensions().get::<HideHeadLength>().is_some() {
+        res.headers_mut().remove(CONTENT_LENGTH);
     }
     res
 }
@@ -392,4 +419,114 @@ fn delivery(
         }
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quirks::Spec;
+    use crate::rfc::conditional::Conditions;
+
+    fn set(spec: &str) -> QuirkSet {
+        QuirkSet::combine(&QuirkSet::default(), &[Spec::parse(spec).unwrap()])
+    }
+
+    fn repr() -> Representation {
+        Representation {
+            source: Source::Memory(Bytes::from_static(b"0123456789")),
+            length: 10,
+            content_type: "text/plain".into(),
+            content_encoding: None,
+            etag: Some(EntityTag {
+                weak: true,
+                opaque: "abc".into(),
+            }),
+            last_modified: None,
+            digest: [0; 32],
+        }
+    }
+
+    fn facts(if_range: &str) -> RequestFacts<'_> {
+        RequestFacts {
+            method: FileMethod::Get,
+            range: RangeHeader::Value("bytes=0-0,-1"),
+            conditions: Conditions {
+                if_range: Some(if_range),
+                ..Conditions::default()
+            },
+        }
+    }
+
+    #[test]
+    fn request_transforms() {
+        let r = repr();
+        let mut scratch = String::new();
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        // weak-etag: If-Range never matches, whatever its form (a date too)
+        let f = request(&set("weak-etag"), facts(date), &r, &mut scratch);
+        assert_eq!(f.conditions.if_range, Some(NEVER_MATCHES));
+        // weak-if-range-206: W/"abc" is taken as the current tag, W/"x" is not
+        let mut strong = r.clone();
+        strong.etag = Some(EntityTag::strong("abc"));
+        let f = request(
+            &set("weak-if-range-206"),
+            facts("W/\"abc\""),
+            &strong,
+            &mut scratch,
+        );
+        assert_eq!(f.conditions.if_range, Some("\"abc\""));
+        let mut scratch = String::new();
+        let f = request(
+            &set("weak-if-range-206"),
+            facts("W/\"x\""),
+            &strong,
+            &mut scratch,
+        );
+        assert_eq!(f.conditions.if_range, Some("W/\"x\""));
+        // multi-range-200 drops a multi-range header; if-range-etag-200 drops
+        // Range when If-Range holds a tag, not a date
+        let f = request(&set("multi-range-200"), facts(date), &r, &mut scratch);
+        assert_eq!(f.range, RangeHeader::Absent);
+        let f = request(&set("if-range-etag-200"), facts(date), &r, &mut scratch);
+        assert_ne!(f.range, RangeHeader::Absent);
+        let f = request(
+            &set("if-range-etag-200"),
+            facts("\"abc\""),
+            &r,
+            &mut scratch,
+        );
+        assert_eq!(f.range, RangeHeader::Absent);
+    }
+
+    #[test]
+    fn plan_transforms() {
+        let r = |start, end| ByteRange { start, end };
+        let p = |spec: &str, plan| plan_fn(&set(spec), plan);
+        fn plan_fn(s: &QuirkSet, p: ResponsePlan) -> ResponsePlan {
+            plan(s, p)
+        }
+        let multi = ResponsePlan::Multipart(vec![r(50, 59), r(0, 9)]);
+        assert_eq!(
+            p("first-range-only", multi),
+            ResponsePlan::Partial(r(50, 59))
+        );
+        assert_eq!(
+            p("range-from-zero", ResponsePlan::Partial(r(500, 599))),
+            ResponsePlan::Partial(r(0, 99))
+        );
+        assert_eq!(
+            p("range-capped=10", ResponsePlan::Partial(r(500, 599))),
+            ResponsePlan::Partial(r(500, 509))
+        );
+        assert_eq!(
+            p("range-capped=1000", ResponsePlan::Partial(r(500, 599))),
+            ResponsePlan::Partial(r(500, 599))
+        );
+        let mismatch = ResponsePlan::Full {
+            ignored: Some(IgnoredRange::IfRangeMismatch),
+        };
+        assert_eq!(p("if-range-416", mismatch), ResponsePlan::Unsatisfiable);
+        let plain = ResponsePlan::Full { ignored: None };
+        assert_eq!(p("if-range-416", plain.clone()), plain);
+    }
 }
