@@ -27,7 +27,7 @@ use crate::fs::FileStamp;
 use crate::rfc::multipart::Segment;
 
 /// Bytes read from the file per chunk.
-pub const CHUNK: usize = 128 * 1024;
+pub const CHUNK: usize = 256 * 1024;
 
 type ReadResult = io::Result<Bytes>;
 
@@ -52,6 +52,8 @@ pub struct FileSource {
     /// Every byte is XORed with this (0: the file as it is). Quirks use it to
     /// derive a second version of a file of the same size.
     pub xor: u8,
+    /// The whole file, if it was read when opened (already checked against `stamp`).
+    pub prefetched: Option<Bytes>,
 }
 
 /// A streaming body over segments of one [`Source`]. See the module docs.
@@ -155,6 +157,18 @@ impl http_body::Body for FileBody {
                     match &this.source {
                         Source::Memory(bytes) => {
                             let chunk = bytes.slice(offset as usize..(offset + len) as usize);
+                            this.remaining -= len;
+                            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                        }
+                        Source::File(FileSource {
+                            prefetched: Some(bytes),
+                            xor,
+                            ..
+                        }) => {
+                            let mut chunk = bytes.slice(offset as usize..(offset + len) as usize);
+                            if *xor != 0 {
+                                chunk = chunk.iter().map(|b| b ^ xor).collect();
+                            }
                             this.remaining -= len;
                             return Poll::Ready(Some(Ok(Frame::data(chunk))));
                         }

@@ -295,6 +295,7 @@ async fn serve_file(
             path: Arc::new(file.path),
             stamp: file.stamp,
             xor: 0,
+            prefetched: file.prefetched,
         }),
     };
     if let Some((mode, set)) = quirks {

@@ -45,7 +45,7 @@ pub enum HashError {
 }
 
 /// Bytes read per hashing step; also how often the file's stamp is re-checked.
-const HASH_CHUNK: usize = 1024 * 1024;
+const HASH_CHUNK: usize = 256 * 1024;
 const STAMP_CHECK_EVERY: u64 = 64 * 1024 * 1024;
 const CACHE_HEADER: &str = "rangeserve-etag-cache v1";
 
