@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-use crate::fs::FileStamp;
+use crate::fs::{FileStamp, Prefetched};
 use crate::rfc::multipart::Segment;
 
 /// Bytes read from the file per chunk.
@@ -52,8 +52,8 @@ pub struct FileSource {
     /// Every byte is XORed with this (0: the file as it is). Quirks use it to
     /// derive a second version of a file of the same size.
     pub xor: u8,
-    /// The whole file, if it was read when opened (already checked against `stamp`).
-    pub prefetched: Option<Bytes>,
+    /// Bytes read when the file was opened (already checked against `stamp`).
+    pub prefetched: Option<Prefetched>,
 }
 
 /// A streaming body over segments of one [`Source`]. See the module docs.
@@ -161,11 +161,11 @@ impl http_body::Body for FileBody {
                             return Poll::Ready(Some(Ok(Frame::data(chunk))));
                         }
                         Source::File(FileSource {
-                            prefetched: Some(bytes),
+                            prefetched: Some(p),
                             xor,
                             ..
-                        }) => {
-                            let mut chunk = bytes.slice(offset as usize..(offset + len) as usize);
+                        }) if p.slice(offset, len).is_some() => {
+                            let mut chunk = p.slice(offset, len).expect("checked");
                             if *xor != 0 {
                                 chunk = chunk.iter().map(|b| b ^ xor).collect();
                             }

@@ -20,6 +20,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use percent_encoding::percent_decode_str;
 
+use crate::rfc::range::{self, RangeDecision, RangeSpec};
+
 /// Why a request path was refused before touching the disk. Answered with 404, no hint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -110,7 +112,9 @@ impl Root {
 
     /// Find what `path` names, following symlinks only while they stay inside
     /// the root. Blocking: call from a blocking context.
-    pub fn resolve(&self, path: &RequestPath) -> Resolved {
+    /// `want` is the request's first range-spec, if any: a hint for what to
+    /// read along with the open.
+    pub fn resolve(&self, path: &RequestPath, want: Option<RangeSpec>) -> Resolved {
         let mut joined = self.canonical.clone();
         joined.extend(&path.segments);
         let Ok(real) = joined.canonicalize() else {
@@ -121,7 +125,7 @@ impl Root {
         }
         match std::fs::metadata(&real) {
             Ok(m) if m.is_dir() => Resolved::Dir(real),
-            Ok(m) if m.is_file() => match OpenFile::open(&real) {
+            Ok(m) if m.is_file() => match OpenFile::open(&real, want) {
                 Ok(Some(f)) => Resolved::File(f),
                 _ => Resolved::NotFound,
             },
@@ -172,19 +176,50 @@ pub struct OpenFile {
     pub stamp: FileStamp,
     /// Modification time.
     pub modified: SystemTime,
-    /// The whole content of a small file, read with the open (see [`PREFETCH_MAX`]).
-    pub prefetched: Option<Bytes>,
+    /// Bytes read with the open (see [`prefetch_window`]), checked against `stamp`.
+    pub prefetched: Option<Prefetched>,
 }
 
-/// Files up to this size are read in the same blocking call that opens them,
-/// which saves a second trip to the blocking pool per request (a third of the
-/// time of a small-file request). Checked against the stamp like any read.
+/// A slice of a file read when it was opened.
+#[derive(Debug, Clone)]
+pub struct Prefetched {
+    /// File offset of the first byte.
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: Bytes,
+}
+
+impl Prefetched {
+    /// The bytes at `offset..offset + len`, if held.
+    pub fn slice(&self, offset: u64, len: u64) -> Option<Bytes> {
+        let start = offset.checked_sub(self.offset)?;
+        let end = start.checked_add(len)?;
+        (end <= self.bytes.len() as u64).then(|| self.bytes.slice(start as usize..end as usize))
+    }
+}
+
+/// Up to this many bytes are read in the same blocking call that opens a
+/// file, which saves a second trip to the blocking pool per request (a third
+/// of the time of a small request).
 pub const PREFETCH_MAX: u64 = 64 * 1024;
+
+/// Which bytes to read when opening a file of `size` bytes for a request
+/// whose first range-spec is `want` (pure): the whole of a small file, or a
+/// small first range of a large one. `(offset, len)`.
+pub fn prefetch_window(size: u64, want: Option<RangeSpec>) -> Option<(u64, u64)> {
+    if size <= PREFETCH_MAX {
+        return Some((0, size));
+    }
+    match range::resolve(&[want?], size, 1) {
+        RangeDecision::Single(r) if r.len() <= PREFETCH_MAX => Some((r.start, r.len())),
+        _ => None,
+    }
+}
 
 impl OpenFile {
     /// Open `path` if, once open, it is a regular file; `Ok(None)` otherwise.
     /// `O_NONBLOCK` keeps a FIFO from blocking the open.
-    pub fn open(path: &Path) -> io::Result<Option<OpenFile>> {
+    pub fn open(path: &Path, want: Option<RangeSpec>) -> io::Result<Option<OpenFile>> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
@@ -194,13 +229,17 @@ impl OpenFile {
             return Ok(None);
         }
         let stamp = FileStamp::of(&meta);
-        let prefetched = if stamp.size <= PREFETCH_MAX {
-            let mut buf = vec![0u8; stamp.size as usize];
-            file.read_exact_at(&mut buf, 0)?;
-            // unchanged since the open: the bytes are this stamp's version
-            (FileStamp::of(&file.metadata()?) == stamp).then(|| Bytes::from(buf))
-        } else {
-            None
+        let prefetched = match prefetch_window(stamp.size, want) {
+            Some((offset, len)) => {
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, offset)?;
+                // unchanged since the open: the bytes are this stamp's version
+                (FileStamp::of(&file.metadata()?) == stamp).then(|| Prefetched {
+                    offset,
+                    bytes: Bytes::from(buf),
+                })
+            }
+            None => None,
         };
         Ok(Some(OpenFile {
             stamp,
@@ -223,6 +262,32 @@ mod tests {
                 .map(|s| s.into_string().unwrap())
                 .collect()
         })
+    }
+
+    #[test]
+    fn prefetch_windows() {
+        let spec = |s: &str| range::parse(s).unwrap()[0];
+        let big = 1 << 30;
+        assert_eq!(prefetch_window(0, None), Some((0, 0)));
+        assert_eq!(prefetch_window(PREFETCH_MAX, None), Some((0, PREFETCH_MAX)));
+        assert_eq!(prefetch_window(big, None), None);
+        assert_eq!(
+            prefetch_window(big, Some(spec("bytes=500-999"))),
+            Some((500, 500))
+        );
+        assert_eq!(
+            prefetch_window(big, Some(spec("bytes=-100"))),
+            Some((big - 100, 100))
+        );
+        assert_eq!(prefetch_window(big, Some(spec("bytes=0-"))), None);
+        assert_eq!(prefetch_window(big, Some(spec("bytes=99999999999-"))), None);
+        let p = Prefetched {
+            offset: 10,
+            bytes: Bytes::from_static(b"abcdef"),
+        };
+        assert_eq!(p.slice(12, 2).as_deref(), Some(&b"cd"[..]));
+        assert_eq!(p.slice(9, 2), None);
+        assert_eq!(p.slice(15, 2), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::quirks::{page, QuirkError, QuirkSet, Spec};
 use crate::render::{self, Representation, ResponseCtx};
 use crate::rfc::conditional::{Conditions, Validators};
 use crate::rfc::etag::EntityTag;
+use crate::rfc::range::{self, RangeSpec};
 
 /// How many times a file that changes while being hashed is re-opened and re-hashed.
 const HASH_ATTEMPTS: usize = 3;
@@ -155,7 +156,8 @@ async fn serve(
         }
     };
     let headers = &req.headers;
-    match resolve(app, path.clone()).await {
+    let want = first_range_spec(method, headers);
+    match resolve(app, path.clone(), want).await {
         Ok(Resolved::File(_)) if path.trailing_slash => HttpError::NotFound.into_response(),
         Ok(Resolved::File(file)) => {
             serve_file(app, path, file, method, headers, raw_path, quirks).await
@@ -184,9 +186,13 @@ async fn serve(
     }
 }
 
-async fn resolve(app: &Arc<App>, path: RequestPath) -> Result<Resolved, HttpError> {
+async fn resolve(
+    app: &Arc<App>,
+    path: RequestPath,
+    want: Option<RangeSpec>,
+) -> Result<Resolved, HttpError> {
     let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || app.root.resolve(&path))
+    tokio::task::spawn_blocking(move || app.root.resolve(&path, want))
         .await
         .map_err(|_| HttpError::Internal)
 }
@@ -203,7 +209,8 @@ async fn serve_dir(
     let url_path = display_path(&path);
     path.segments.push(OsString::from("index.html"));
     path.trailing_slash = false;
-    if let Ok(Resolved::File(index)) = resolve(app, path.clone()).await {
+    let want = first_range_spec(method, headers);
+    if let Ok(Resolved::File(index)) = resolve(app, path.clone(), want).await {
         return serve_file(app, path, index, method, headers, raw_path, quirks).await;
     }
     if !app.config.listing {
@@ -263,7 +270,7 @@ async fn serve_file(
             Ok(d) => break d,
             Err(HashError::Changed) if attempt < HASH_ATTEMPTS => {
                 attempt += 1;
-                match resolve(app, path.clone()).await {
+                match resolve(app, path.clone(), None).await {
                     Ok(Resolved::File(f)) => file = f,
                     _ => return HttpError::NotFound.into_response(),
                 }
@@ -355,6 +362,15 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
         .unwrap_or(Duration::ZERO)
         .as_secs();
     UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// The first range-spec of a GET's valid Range header: what to read along
+/// with the open (a hint; the plan decides what is sent).
+fn first_range_spec(method: FileMethod, headers: &HeaderMap) -> Option<RangeSpec> {
+    match (method, range_header(headers)) {
+        (FileMethod::Get, RangeHeader::Value(v)) => range::parse(v).ok().map(|specs| specs[0]),
+        _ => None,
+    }
 }
 
 fn range_header(headers: &HeaderMap) -> RangeHeader<'_> {

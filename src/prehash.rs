@@ -45,7 +45,7 @@ pub async fn run(root: PathBuf, hashes: Arc<HashCache>) {
         }
     });
     for (path, size) in files {
-        let opened = tokio::task::spawn_blocking(move || OpenFile::open(&path)).await;
+        let opened = tokio::task::spawn_blocking(move || OpenFile::open(&path, None)).await;
         if let Ok(Ok(Some(f))) = opened {
             let before = hashes.computed();
             if let Err(e) = hashes.digest(&f.path, &f.file, f.stamp).await {
