@@ -22,7 +22,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
@@ -244,12 +244,16 @@ impl HashCache {
 
 /// Hash `file`, checking it stays the version `stamp` throughout. Blocking.
 /// Adds the bytes read to `progress` as it goes.
+///
+/// A scoped reader thread fills buffers while this thread hashes, so the
+/// reads overlap the hashing (SHA-256 itself cannot be split across cores).
 pub fn hash_file(
     file: &File,
     stamp: FileStamp,
     xor: u8,
     progress: &AtomicU64,
 ) -> Result<Digest, HashError> {
+    const BUFFERS: usize = 3;
     let check = || -> Result<(), HashError> {
         if FileStamp::of(&file.metadata()?) == stamp {
             Ok(())
@@ -258,28 +262,62 @@ pub fn hash_file(
         }
     };
     check()?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; HASH_CHUNK];
-    let mut offset = 0u64;
-    let mut since_check = 0u64;
-    while offset < stamp.size {
-        let want = (stamp.size - offset).min(HASH_CHUNK as u64) as usize;
-        let n = file.read_at(&mut buf[..want], offset)?;
-        if n == 0 {
-            return Err(HashError::Changed); // shrank
-        }
-        if xor != 0 {
-            buf[..n].iter_mut().for_each(|b| *b ^= xor);
-        }
-        hasher.update(&buf[..n]);
-        progress.fetch_add(n as u64, Ordering::Relaxed);
-        offset += n as u64;
-        since_check += n as u64;
-        if since_check >= STAMP_CHECK_EVERY {
-            since_check = 0;
-            check()?;
-        }
+    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(BUFFERS);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        free_tx
+            .send(vec![0u8; HASH_CHUNK])
+            .expect("room for every buffer");
     }
+    let mut hasher = Sha256::new();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut offset = 0u64;
+            while offset < stamp.size {
+                let Ok(mut buf) = free_rx.recv() else { return }; // the hasher gave up
+                let want = (stamp.size - offset).min(HASH_CHUNK as u64) as usize;
+                let read = match file.read_at(&mut buf[..want], offset) {
+                    Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()), // shrank
+                    other => other,
+                };
+                let failed = read.is_err();
+                let msg = read.map(|n| {
+                    if xor != 0 {
+                        buf[..n].iter_mut().for_each(|b| *b ^= xor);
+                    }
+                    offset += n as u64;
+                    (buf, n)
+                });
+                if full_tx.send(msg).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        // moved in, so an early return drops them and unblocks the reader
+        let (full_rx, free_tx) = (full_rx, free_tx);
+        let mut done = 0u64;
+        let mut since_check = 0u64;
+        while done < stamp.size {
+            let (buf, n) = match full_rx.recv() {
+                Ok(Ok(chunk)) => chunk,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(HashError::Changed)
+                }
+                Ok(Err(e)) => return Err(HashError::Io(e)),
+                Err(_) => return Err(HashError::Io(io::Error::other("hash reader stopped"))),
+            };
+            hasher.update(&buf[..n]);
+            progress.fetch_add(n as u64, Ordering::Relaxed);
+            done += n as u64;
+            since_check += n as u64;
+            if since_check >= STAMP_CHECK_EVERY {
+                since_check = 0;
+                check()?;
+            }
+            let _ = free_tx.send(buf);
+        }
+        Ok(())
+    })?;
     check()?;
     Ok(hasher.finalize().into())
 }
