@@ -169,8 +169,17 @@ impl Server {
                 .serve_connection(TokioIo::new(stream), service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                match conn.await {
+                    Ok(()) => {}
+                    // hyper has answered 400 or 431 and closed: say so
+                    Err(e) if e.is_parse() || e.is_parse_too_large() => {
+                        tracing::warn!(%peer, error = %e, "malformed request");
+                    }
+                    Err(e) if e.is_timeout() => {
+                        tracing::info!(%peer, "request headers not received in time; closed");
+                    }
+                    // resets, aborted bodies (already logged where they happen)
+                    Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
                 }
             });
         }
