@@ -328,3 +328,24 @@ mod tests {
         assert!(!decode_path("/a/./b").unwrap().trailing_slash);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any request path: decoding never panics and never yields a segment
+        /// that could leave the root.
+        #[test]
+        fn decoded_segments_are_always_safe(raw in "/[a-zA-Z0-9%./\\\\]{0,40}") {
+            if let Ok(p) = decode_path(&raw) {
+                for seg in &p.segments {
+                    let b = seg.as_encoded_bytes();
+                    prop_assert!(b != b".." && b != b"." && !b.is_empty());
+                    prop_assert!(!b.iter().any(|&c| c == b'/' || c == b'\\' || c == 0));
+                }
+            }
+        }
+    }
+}

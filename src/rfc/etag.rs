@@ -203,3 +203,23 @@ mod tests {
         assert_eq!(t.to_string(), format!("\"{}\"", "ab".repeat(32)));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any value: parsing never panics; a parsed tag prints back to a
+        /// value that parses to the same tag.
+        #[test]
+        fn never_panics_and_round_trips(value in "\\PC{0,30}") {
+            if let Ok(TagList::Tags(tags)) = TagList::parse(&value) {
+                for t in tags {
+                    prop_assert_eq!(EntityTag::parse(&t.to_string()), Ok(t));
+                }
+            }
+            let _ = EntityTag::parse(&value);
+        }
+    }
+}

@@ -415,3 +415,39 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any header value: parsing and resolving never panic, and what
+        /// resolves is within the representation and never larger than it.
+        #[test]
+        fn never_panics_and_stays_in_bounds(value in "\\PC{0,40}", len in 0u64..1000) {
+            if let Ok(specs) = parse(&value) {
+                match resolve(&specs, len, 64) {
+                    RangeDecision::Single(r) => prop_assert!(r.start <= r.end && r.end < len),
+                    RangeDecision::Multi(rs) => {
+                        prop_assert!(rs.iter().all(|r| r.start <= r.end && r.end < len));
+                        prop_assert!(rs.iter().map(ByteRange::len).sum::<u64>() <= len);
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        /// Well-formed headers built from numbers always parse, to those numbers.
+        #[test]
+        fn well_formed_headers_parse(a in 0u64..u64::MAX / 2, n in 0u64..1 << 40, ws in "[ \t]{0,2}") {
+            let header = format!("bytes={a}-{},{ws}-{n}{ws},{a}-", a + n);
+            let want = vec![
+                RangeSpec::FromTo { first: a, last: Some(a + n) },
+                RangeSpec::Suffix(n),
+                RangeSpec::FromTo { first: a, last: None },
+            ];
+            prop_assert_eq!(parse(&header), Ok(want));
+        }
+    }
+}
