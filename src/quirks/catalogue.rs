@@ -146,7 +146,7 @@ pub const CATALOGUE: &[QuirkInfo] = &[
     q!("Transport", "drop-after", Some("N"), Some("1000"),
        "The connection is closed after N body bytes of each response; the headers announce the full length.",
        "Flaky networks, proxies with idle timeouts.",
-       "Treat a short body as a failure (never as complete) and resume with Range + If-Range."),
+       "Treat a short body as a failure, never as complete (Chrome treats a truncated download as complete when there is no strong validator), and resume with Range + If-Range."),
     q!("Transport", "drop-at", Some("OFFSET"), Some("1000"),
        "A response whose range starts before file offset OFFSET and includes it sends the bytes before OFFSET and closes; one starting at OFFSET or later is served in full (multipart answers are not cut).",
        "A network failure mid-download, then recovery.",

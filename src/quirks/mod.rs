@@ -17,40 +17,71 @@ pub mod transport;
 
 use std::fmt;
 
-/// One quirk, with its argument. Names and meanings: [`catalogue::CATALOGUE`].
+/// One quirk, with its argument. Full behaviour, the case it emulates and
+/// what a client should do: [`catalogue::CATALOGUE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)] // each variant is documented in the catalogue, by name
 pub enum Quirk {
+    /// `no-etag`: no ETag header.
     NoEtag,
+    /// `weak-etag`: the ETag is sent weak.
     WeakEtag,
+    /// `unstable-etag`: a new ETag on every response.
     UnstableEtag,
+    /// `stale-etag`: an ETag derived from the path only.
     StaleEtag,
+    /// `no-last-modified`: no Last-Modified header.
     NoLastModified,
+    /// `unquoted-etag`: the ETag without its quotes.
     UnquotedEtag,
+    /// `no-ranges`: Range ignored, no Accept-Ranges.
     NoRanges,
+    /// `accept-ranges-none`: `Accept-Ranges: none`, Range ignored.
     AcceptRangesNone,
+    /// `no-accept-ranges`: no Accept-Ranges, ranges served.
     NoAcceptRanges,
+    /// `range-200`: a single-range answer with status 200.
     Range200,
+    /// `first-range-only`: multi-range answered with its first range.
     FirstRangeOnly,
+    /// `multi-range-200`: multi-range answered with the full 200.
     MultiRange200,
+    /// `ignore-if-range`: If-Range is not evaluated.
     IgnoreIfRange,
+    /// `bare-416`: 416 without Content-Range.
     Bare416,
+    /// `if-range-416`: a failed If-Range gets 416.
     IfRange416,
+    /// `weak-if-range-206`: a weak If-Range tag can match.
     WeakIfRange206,
+    /// `head-lies`: HEAD lacks Accept-Ranges and Content-Length.
     HeadLies,
+    /// `encoded-range`: gzip on the fly, ranges of the gzip bytes.
     EncodedRange,
+    /// `unknown-length`: Content-Range length `*`.
     UnknownLength,
+    /// `if-range-etag-200`: an entity-tag If-Range always gets 200.
     IfRangeEtag200,
+    /// `range-from-zero`: a 206 that starts at byte 0.
     RangeFromZero,
+    /// `range-capped=N`: a 206 carries at most N bytes.
     RangeCapped(u64),
+    /// `no-content-range`: a 206 without Content-Range.
     NoContentRange,
+    /// `bad-content-range`: a 206 with a malformed Content-Range.
     BadContentRange,
+    /// `replica-flip`: responses alternate between two versions.
     ReplicaFlip,
+    /// `chunked`: chunked transfer coding, no Content-Length.
     Chunked,
+    /// `drop-after=N`: close after N body bytes.
     DropAfter(u64),
+    /// `drop-at=OFFSET`: close at file offset OFFSET.
     DropAt(u64),
+    /// `throttle=RATE`: at most RATE bytes/s.
     Throttle(u64),
+    /// `stall-after=N`: N bytes, then silence.
     StallAfter(u64),
+    /// `fail-first=N`: the first N requests per path get 503.
     FailFirst(u64),
 }
 
