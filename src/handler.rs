@@ -288,6 +288,7 @@ async fn serve_file(
     let ctx = ResponseCtx {
         now: SystemTime::now(),
         cache_control: app.cache_control.clone(),
+        boundary: quirks.map(|(mode, _)| mode.next_boundary()),
     };
     let mut repr = Representation {
         content_type: content_type(&file.path),

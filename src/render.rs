@@ -51,6 +51,9 @@ pub struct ResponseCtx {
     pub now: SystemTime,
     /// The Cache-Control value.
     pub cache_control: HeaderValue,
+    /// The multipart boundary to use, if it must be reproducible (quirks
+    /// mode derives it from the seed); otherwise a fresh random one.
+    pub boundary: Option<String>,
 }
 
 /// `Repr-Digest` (RFC 9530).
@@ -123,7 +126,8 @@ pub fn render(
             (StatusCode::PARTIAL_CONTENT, vec![Segment::Slice(range)])
         }
         BodyPlan::Multi(ranges) => {
-            let mp = multipart::plan(&new_boundary(), &repr.content_type, ranges, length);
+            let boundary = ctx.boundary.clone().unwrap_or_else(new_boundary);
+            let mp = multipart::plan(&boundary, &repr.content_type, ranges, length);
             builder = builder.header(CONTENT_TYPE, mp.content_type);
             (StatusCode::PARTIAL_CONTENT, mp.segments)
         }

@@ -50,6 +50,7 @@ pub struct QuirkMode {
     fail_counts: Mutex<HashMap<String, u64>>,
     flips: Mutex<HashMap<String, u64>>,
     responses: AtomicU64,
+    boundaries: AtomicU64,
 }
 
 impl QuirkMode {
@@ -62,7 +63,20 @@ impl QuirkMode {
             fail_counts: Mutex::default(),
             flips: Mutex::default(),
             responses: AtomicU64::new(0),
+            boundaries: AtomicU64::new(0),
         }
+    }
+
+    /// A multipart boundary derived from the seed and a counter: fresh for
+    /// every response, and the same sequence on every run with the same seed.
+    pub fn next_boundary(&self) -> String {
+        let n = self.boundaries.fetch_add(1, Ordering::Relaxed);
+        let d = Sha256::new()
+            .chain_update(b"boundary")
+            .chain_update(self.seed.to_be_bytes())
+            .chain_update(n.to_be_bytes())
+            .finalize();
+        hex::encode(&d[..16])
     }
 
     /// fail-first=N: the first N requests for `path` carrying it get 503.
