@@ -11,6 +11,7 @@
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -110,6 +111,18 @@ impl Root {
         &self.canonical
     }
 
+    /// Whether the open file really is inside the root. A component swapped
+    /// for a symlink between `canonicalize` and `open` would have led the open
+    /// elsewhere; the kernel's view of the descriptor settles it. (Where
+    /// /proc is not mounted the canonical path check above stands alone.)
+    fn still_inside(&self, file: &File) -> bool {
+        let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        match std::fs::read_link(fd_path) {
+            Ok(real) => real.starts_with(&self.canonical),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+    }
+
     /// Find what `path` names, following symlinks only while they stay inside
     /// the root. Blocking: call from a blocking context.
     /// `want` is the request's first range-spec, if any: a hint for what to
@@ -126,7 +139,7 @@ impl Root {
         match std::fs::metadata(&real) {
             Ok(m) if m.is_dir() => Resolved::Dir(real),
             Ok(m) if m.is_file() => match OpenFile::open(&real, want) {
-                Ok(Some(f)) => Resolved::File(f),
+                Ok(Some(f)) if self.still_inside(&f.file) => Resolved::File(f),
                 _ => Resolved::NotFound,
             },
             _ => Resolved::NotFound,
@@ -262,6 +275,20 @@ mod tests {
                 .map(|s| s.into_string().unwrap())
                 .collect()
         })
+    }
+
+    #[test]
+    fn an_open_descriptor_outside_the_root_is_refused() {
+        let outer = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outer.path().join("root")).unwrap();
+        std::fs::write(outer.path().join("root/in.txt"), "in").unwrap();
+        std::fs::write(outer.path().join("secret.txt"), "out").unwrap();
+        let root = Root::new(&outer.path().join("root")).unwrap();
+        let inside = File::open(outer.path().join("root/in.txt")).unwrap();
+        let outside = File::open(outer.path().join("secret.txt")).unwrap();
+        assert!(root.still_inside(&inside));
+        // what a symlink swapped in after canonicalize() would have opened
+        assert!(!root.still_inside(&outside));
     }
 
     #[test]
