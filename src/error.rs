@@ -1,10 +1,14 @@
 //! Errors that end a request before a file response, and the one place that
 //! maps them to HTTP. Bodies are short fixed texts: no I/O error text and no
-//! hint of what exists on disk reaches a client.
+//! hint of what exists on disk reaches a client. (Quirk errors name quirks,
+//! which is their point.)
 
 use axum::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+
+use crate::quirks::transform::QuirkFailure;
+use crate::quirks::QuirkError;
 
 /// Methods the server supports, as sent in `Allow`.
 pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
@@ -58,5 +62,31 @@ impl IntoResponse for HttpError {
             _ => {}
         }
         res
+    }
+}
+
+/// A per-request quirk spec that does not parse: 400, listing the valid names.
+impl IntoResponse for QuirkError {
+    fn into_response(self) -> Response {
+        let body = format!("400 Bad Request\n{self}\n");
+        (
+            StatusCode::BAD_REQUEST,
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// A quirk that could not be applied (e.g. encoded-range on a huge file): 503.
+impl IntoResponse for QuirkFailure {
+    fn into_response(self) -> Response {
+        let body = format!("503 Service Unavailable\nquirk failed: {self}\n");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
     }
 }

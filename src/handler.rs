@@ -59,12 +59,8 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(selected) => selected,
         Err(e) => {
             tracing::warn!(error = %e, "bad quirk spec");
-            let mut res = (
-                StatusCode::BAD_REQUEST,
-                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("400 Bad Request\n{e}\n"),
-            )
-                .into_response();
+            let mut res = e.into_response();
+            // no quirk was applied to this answer
             res.headers_mut()
                 .insert(&RANGESERVE_QUIRKS, HeaderValue::from_static(""));
             return res;
@@ -314,8 +310,7 @@ async fn serve_file(
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(path = raw_path, error = %e, "quirk failed");
-                let msg = format!("503 Service Unavailable\nquirk failed: {e}\n");
-                return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
+                return e.into_response();
             }
         };
     }
