@@ -1,6 +1,6 @@
 //! The command line (clap), turned into a [`Config`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -17,14 +17,14 @@ pub struct Cli {
     /// Directory to serve.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Address to bind.
+    /// Address to bind: an IP address, or a host name such as localhost.
     #[arg(
         short = 'b',
         long = "bind",
         value_name = "ADDR",
         default_value = "127.0.0.1"
     )]
-    pub bind: IpAddr,
+    pub bind: String,
     /// Port to listen on; 0 picks any free port (the real one is printed).
     #[arg(short = 'p', long = "port", value_name = "N", default_value_t = 8080)]
     pub port: u16,
@@ -70,15 +70,16 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The server options this command line asks for; an unknown quirk is an error.
-    pub fn config(&self) -> Result<Config, QuirkError> {
+    /// The server options this command line asks for; an unknown quirk or an
+    /// address that is neither an IP address nor a resolvable name is an error.
+    pub fn config(&self) -> Result<Config, CliError> {
         let mut quirks = Vec::new();
         for spec in &self.quirk {
             quirks.extend(Spec::parse(spec)?.quirks);
         }
         Ok(Config {
             root: self.dir.clone(),
-            bind: self.bind,
+            bind: bind_address(&self.bind)?,
             port: self.port,
             listing: !self.no_listing,
             max_ranges: usize::from(self.max_ranges),
@@ -92,6 +93,30 @@ impl Cli {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
         })
     }
+}
+
+/// A command line that clap accepted but that makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// `--quirk` names an unknown quirk or has a bad value.
+    #[error("--quirk: {0}")]
+    Quirk(#[from] QuirkError),
+    /// `--bind` is neither an IP address nor a name that resolves.
+    #[error("--bind {0:?} is not an IP address or a resolvable host name")]
+    Bind(String),
+}
+
+/// An IP address, or the first address a host name resolves to.
+fn bind_address(addr: &str) -> Result<IpAddr, CliError> {
+    if let Ok(ip) = addr.parse() {
+        return Ok(ip);
+    }
+    (addr, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(|a| a.ip())
+        .ok_or_else(|| CliError::Bind(addr.to_string()))
 }
 
 #[cfg(test)]
@@ -122,7 +147,10 @@ mod tests {
         );
         assert_eq!(c.root, PathBuf::from("dir"));
         assert!(cli.quiet);
-        assert!(Cli::try_parse_from(["rangeserve", "-b", "nonsense"]).is_err());
+        let bad = Cli::try_parse_from(["rangeserve", "-b", "no such host."]).unwrap();
+        assert_eq!(bad.config(), Err(CliError::Bind("no such host.".into())));
+        let local = Cli::try_parse_from(["rangeserve", "-b", "localhost"]).unwrap();
+        assert!(local.config().unwrap().bind.is_loopback());
         assert!(Cli::try_parse_from(["rangeserve", "--max-ranges", "0"]).is_err());
     }
 }

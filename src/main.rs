@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let config = match cli.config() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("rangeserve: error: --quirk: {e}");
+            eprintln!("rangeserve: error: {e}");
             return ExitCode::from(2);
         }
     };

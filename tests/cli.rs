@@ -586,7 +586,16 @@ fn bad_bind_address_is_a_usage_error() {
         OsStr::new("0"),
         fixtures().as_os_str(),
     ]);
-    assert_usage_error(&out, "nonsense");
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_no_crash_text(&out);
+    assert_eq!(out.stderr.lines().count(), 1, "one line:\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("rangeserve: error: --bind \"nonsense\""),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
