@@ -4,6 +4,9 @@
 //! the real executable and talks to it over TCP with a tiny raw HTTP/1.1
 //! client; every child is killed on drop and every wait is bounded.
 
+mod common;
+
+use common::{get_close, Conn, RawResponse};
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -228,29 +231,6 @@ fn addr_from_line(line: &str) -> SocketAddr {
 // A minimal raw HTTP/1.1 client
 // ---------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct Response {
-    status_line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn content_length(&self) -> u64 {
-        self.header("Content-Length")
-            .expect("Content-Length")
-            .parse()
-            .expect("numeric Content-Length")
-    }
-}
-
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -263,56 +243,8 @@ fn send_get(stream: &mut TcpStream, path: &str) {
     stream.write_all(req.as_bytes()).expect("send request");
 }
 
-/// Index just past the `\r\n\r\n` ending the head, if present.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-/// Parse a response head (status line and headers, up to and including the blank line).
-fn parse_head(head: &[u8]) -> (String, Vec<(String, String)>) {
-    let text = std::str::from_utf8(head).expect("response head is not UTF-8");
-    let text = text
-        .strip_suffix("\r\n\r\n")
-        .expect("head ends with CRLF CRLF");
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap().to_string();
-    let headers = lines
-        .map(|l| {
-            let (n, v) = l
-                .split_once(':')
-                .unwrap_or_else(|| panic!("bad header line {l:?}"));
-            (n.trim().to_string(), v.trim().to_string())
-        })
-        .collect();
-    (status_line, headers)
-}
-
-/// GET `path` on a fresh `Connection: close` connection, reading to EOF.
-fn get(addr: SocketAddr, path: &str) -> Response {
-    let mut s = connect(addr);
-    send_get(&mut s, path);
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).expect("read response to EOF");
-    let end = head_end(&all).unwrap_or_else(|| {
-        panic!(
-            "no complete response head in {:?}",
-            String::from_utf8_lossy(&all)
-        )
-    });
-    let (status_line, headers) = parse_head(&all[..end]);
-    let res = Response {
-        status_line,
-        headers,
-        body: all[end..].to_vec(),
-    };
-    if let Some(len) = res.header("Content-Length") {
-        assert_eq!(
-            res.body.len().to_string(),
-            len,
-            "body length differs from Content-Length"
-        );
-    }
-    res
+fn get(addr: SocketAddr, path: &str) -> RawResponse {
+    get_close(addr, path, &[])
 }
 
 fn assert_hello(addr: SocketAddr) {
@@ -800,29 +732,23 @@ fn sigterm_lets_an_in_flight_download_finish_and_refuses_new_connections() {
     ]);
 
     // Start the download; read the head and a few KiB of body, then stall.
-    let mut s = connect(addr);
-    send_get(&mut s, "/big.bin");
-    let mut buf = Vec::with_capacity(SIZE + 4096);
-    let mut chunk = vec![0u8; 64 * 1024];
-    let body_start = loop {
-        let n = s.read(&mut chunk).expect("read head");
-        assert!(n > 0, "EOF before the response head");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = head_end(&buf) {
-            if buf.len() - end >= 4096 {
-                break end;
-            }
-        }
-    };
-    let (status_line, headers) = parse_head(&buf[..body_start]);
-    let head = Response {
+    let mut conn = Conn::new(addr);
+    conn.send("GET", "/big.bin", &[("Connection", "close")]);
+    let (status_line, headers) = conn.read_head();
+    let head = RawResponse {
         status_line,
         headers,
         body: Vec::new(),
     };
     assert_eq!(head.status_line, "HTTP/1.1 200 OK");
-    assert_eq!(head.content_length(), SIZE as u64);
-    let mut body = buf.split_off(body_start);
+    assert_eq!(
+        head.header("Content-Length"),
+        Some(SIZE.to_string().as_str())
+    );
+    let mut body = vec![0u8; 4096];
+    conn.reader.read_exact(&mut body).expect("first body bytes");
+    let mut chunk = vec![0u8; 64 * 1024];
+    let s = &mut conn.reader;
 
     // 64 MiB cannot fit in socket buffers: the response is still in flight.
     p.signal("TERM");

@@ -17,9 +17,12 @@
 //! Every child is killed and reaped on drop, so a failing assertion never
 //! leaks a server; every wait is bounded.
 
+mod common;
+
+use common::get_close;
 use std::ffi::OsString;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -36,8 +39,6 @@ const PREFIX: &str = "listening on http://";
 
 /// Longest we wait for the startup line (tests run in parallel on busy CI).
 const STARTUP: Duration = Duration::from_secs(20);
-/// Socket read/write timeout: a stalled server fails the test instead of hanging it.
-const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest a command that exits by itself (health check, shutdown) may take.
 const EXIT_WAIT: Duration = Duration::from_secs(15);
 
@@ -469,64 +470,6 @@ fn healthcheck_command(image: &Image, port: u16) -> Command {
     cmd
 }
 
-// ---------------------------------------------------------------------------
-// A minimal HTTP/1.1 client
-// ---------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Response {
-    status_line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// GET `path` with `extra` header lines on a `Connection: close` connection.
-fn get(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Response {
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    for (n, v) in extra {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send request");
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).expect("read response to EOF");
-    let end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&all)));
-    let head = std::str::from_utf8(&all[..end - 4]).expect("UTF-8 head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap().to_string();
-    let headers = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':').expect("header line");
-            (n.trim().to_string(), v.trim().to_string())
-        })
-        .collect();
-    let res = Response {
-        status_line,
-        headers,
-        body: all[end..].to_vec(),
-    };
-    if let Some(len) = res.header("Content-Length") {
-        assert_eq!(res.body.len().to_string(), len, "body vs Content-Length");
-    }
-    res
-}
-
 /// A temporary directory holding `hello.txt` and `sub/a.bin`.
 fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -643,11 +586,11 @@ fn entrypoint_and_cmd_serve_the_directory_and_stop_on_sigterm() {
     cmdline.extend(image.cmd.iter().cloned());
     let server = Server::start(command(&cmdline, dir.path()));
 
-    let res = get(server.addr, "/hello.txt", &[]);
+    let res = get_close(server.addr, "/hello.txt", &[]);
     assert_eq!(res.status_line, "HTTP/1.1 200 OK");
     assert_eq!(res.body, HELLO);
     // The health check's path answers 200 on a directory without index.html.
-    let res = get(server.addr, "/", &[]);
+    let res = get_close(server.addr, "/", &[]);
     assert_eq!(res.status_line, "HTTP/1.1 200 OK", "listing of /");
 
     server.stop();
@@ -661,12 +604,12 @@ fn entrypoint_takes_extra_flags_before_the_directory() {
     let dir = data_dir();
     let cmdline = entrypoint_plus(&image, &["--no-listing", "-q", DATA]);
     let server = Server::start(command(&cmdline, dir.path()));
-    let res = get(server.addr, "/sub/a.bin", &[("Range", "bytes=-2")]);
+    let res = get_close(server.addr, "/sub/a.bin", &[("Range", "bytes=-2")]);
     assert_eq!(res.status_line, "HTTP/1.1 206 Partial Content");
     assert_eq!(res.header("Content-Range"), Some("bytes 254-255/256"));
     assert_eq!(res.body, [254, 255]);
     assert_eq!(
-        get(server.addr, "/sub/", &[]).status_line,
+        get_close(server.addr, "/sub/", &[]).status_line,
         "HTTP/1.1 404 Not Found"
     );
     server.stop();
@@ -802,12 +745,12 @@ fn starts_as_non_root_user_on_a_read_only_directory() {
         "the server's real and effective uid"
     );
 
-    let res = get(server.addr, "/big.bin", &[]);
+    let res = get_close(server.addr, "/big.bin", &[]);
     assert_eq!(res.status_line, "HTTP/1.1 200 OK");
     assert_eq!(res.body, content);
     let etag = res.header("ETag").expect("an ETag").to_string();
 
-    let res = get(
+    let res = get_close(
         server.addr,
         "/big.bin",
         &[("Range", "bytes=100-199"), ("If-Range", &etag)],
@@ -816,7 +759,7 @@ fn starts_as_non_root_user_on_a_read_only_directory() {
     assert_eq!(res.header("Content-Range"), Some("bytes 100-199/10000"));
     assert_eq!(res.body, &content[100..200]);
 
-    let res = get(server.addr, "/", &[]);
+    let res = get_close(server.addr, "/", &[]);
     assert_eq!(
         res.status_line, "HTTP/1.1 200 OK",
         "listing a read-only directory"

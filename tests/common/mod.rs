@@ -263,6 +263,29 @@ impl Conn {
     }
 }
 
+/// GET `target` with `Connection: close` on a fresh connection, read to EOF,
+/// and check the body length against Content-Length when there is one.
+pub fn get_close(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let mut conn = Conn::new(addr);
+    let mut all = headers.to_vec();
+    all.push(("Connection", "close"));
+    conn.send("GET", target, &all);
+    let (status_line, headers) = conn.read_head();
+    let res = RawResponse {
+        status_line,
+        headers,
+        body: conn.read_to_end(),
+    };
+    if let Some(len) = res.header("Content-Length") {
+        assert_eq!(
+            res.body.len().to_string(),
+            len,
+            "body length differs from Content-Length"
+        );
+    }
+    res
+}
+
 /// One part of a multipart/byteranges body.
 #[derive(Debug, Clone)]
 pub struct Part {
