@@ -42,14 +42,19 @@ impl HttpError {
     }
 }
 
+/// The body of every plain-text status answer: `CODE Reason` and a newline.
+pub fn status_text(status: StatusCode) -> String {
+    format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = format!(
-            "{} {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        );
+        let body = status_text(status);
         let mut res = (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
         let headers = res.headers_mut();
         match self {
@@ -68,7 +73,7 @@ impl IntoResponse for HttpError {
 /// A per-request quirk spec that does not parse: 400, listing the valid names.
 impl IntoResponse for QuirkError {
     fn into_response(self) -> Response {
-        let body = format!("400 Bad Request\n{self}\n");
+        let body = format!("{}{self}\n", status_text(StatusCode::BAD_REQUEST));
         (
             StatusCode::BAD_REQUEST,
             [(CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -81,7 +86,10 @@ impl IntoResponse for QuirkError {
 /// A quirk that could not be applied (e.g. encoded-range on a huge file): 503.
 impl IntoResponse for QuirkFailure {
     fn into_response(self) -> Response {
-        let body = format!("503 Service Unavailable\nquirk failed: {self}\n");
+        let body = format!(
+            "{}quirk failed: {self}\n",
+            status_text(StatusCode::SERVICE_UNAVAILABLE)
+        );
         (
             StatusCode::SERVICE_UNAVAILABLE,
             [(CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -77,7 +77,8 @@ pub fn encode_link(name: &std::ffi::OsStr) -> String {
     percent_encoding::percent_encode(name.as_bytes(), LINK).to_string()
 }
 
-fn human_size(n: u64) -> String {
+/// `n` bytes for people: `69 B`, `9.8 KiB`, `1.0 GiB`.
+pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

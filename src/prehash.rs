@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::fs::OpenFile;
 use crate::hashcache::HashCache;
+use crate::listing::human_size;
 
 /// Hash every regular file under `root` (symlinks are not followed; what
 /// they point to inside the root is reached directly).
@@ -104,9 +105,9 @@ impl Progress {
             "prehash: {}/{} files, {}/{}, {}/s, {}",
             self.files_done.load(Ordering::Relaxed),
             self.total_files,
-            human(done),
-            human(self.total_bytes),
-            human(rate as u64),
+            human_size(done),
+            human_size(self.total_bytes),
+            human_size(rate as u64),
             if last {
                 format!("done in {elapsed:.1}s")
             } else {
@@ -121,14 +122,4 @@ impl Progress {
         };
         let _ = err.flush();
     }
-}
-
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let (mut v, mut unit) = (n as f64, 0);
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }

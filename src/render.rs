@@ -19,6 +19,7 @@ use axum::http::{Response, StatusCode};
 use base64::Engine as _;
 
 use crate::body::{FileBody, Source};
+use crate::error::status_text;
 use crate::hashcache::Digest;
 use crate::plan::{FileMethod, ResponsePlan};
 use crate::rfc::etag::EntityTag;
@@ -159,11 +160,7 @@ fn text(
     status: StatusCode,
     method: FileMethod,
 ) -> Response<Body> {
-    let msg = format!(
-        "{} {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
+    let msg = status_text(status);
     builder
         .status(status)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")

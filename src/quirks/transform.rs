@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use super::transport::{AfterLimit, Delivery, QuirkBody};
 use super::{Quirk, QuirkSet};
 use crate::body::Source;
+use crate::error::status_text;
 use crate::hashcache::{HashCache, HashError};
 use crate::plan::{FileMethod, IgnoredRange, RangeHeader, RequestFacts, ResponsePlan};
 use crate::render::Representation;
@@ -95,7 +96,10 @@ impl QuirkMode {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(RETRY_AFTER, "1")],
-                format!("503 Service Unavailable\nfail-first={n}: request {seen} of {n} refused\n"),
+                format!(
+                    "{}fail-first={n}: request {seen} of {n} refused\n",
+                    status_text(StatusCode::SERVICE_UNAVAILABLE)
+                ),
             )
                 .into_response()
         })
