@@ -56,6 +56,26 @@ pub struct FileSource {
     pub prefetched: Option<Prefetched>,
 }
 
+impl Source {
+    /// Bytes `offset..offset + len` if they are already in memory (a memory
+    /// source, or a file's prefetched slice), XOR mask applied.
+    fn held(&self, offset: u64, len: u64) -> Option<Bytes> {
+        match self {
+            Source::Memory(bytes) => {
+                let end = offset.checked_add(len)?;
+                (end <= bytes.len() as u64).then(|| bytes.slice(offset as usize..end as usize))
+            }
+            Source::File(f) => {
+                let chunk = f.prefetched.as_ref()?.slice(offset, len)?;
+                Some(match f.xor {
+                    0 => chunk,
+                    x => chunk.iter().map(|b| b ^ x).collect(),
+                })
+            }
+        }
+    }
+}
+
 /// A streaming body over segments of one [`Source`]. See the module docs.
 pub struct FileBody {
     source: Source,
@@ -159,30 +179,15 @@ impl http_body::Body for FileBody {
                         this.segments.push_front(Segment::Slice(rest));
                     }
                     let offset = range.start;
-                    match &this.source {
-                        Source::Memory(bytes) => {
-                            let chunk = bytes.slice(offset as usize..(offset + len) as usize);
-                            this.remaining -= len;
-                            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                        }
-                        Source::File(FileSource {
-                            prefetched: Some(p),
-                            xor,
-                            ..
-                        }) if p.slice(offset, len).is_some() => {
-                            let mut chunk = p.slice(offset, len).expect("checked");
-                            if *xor != 0 {
-                                chunk = chunk.iter().map(|b| b ^ xor).collect();
-                            }
-                            this.remaining -= len;
-                            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                        }
-                        Source::File(src) => {
-                            let src = src.clone();
-                            this.pending = Some(tokio::task::spawn_blocking(move || {
-                                read_chunk(&src, offset, len as usize)
-                            }));
-                        }
+                    if let Some(chunk) = this.source.held(offset, len) {
+                        this.remaining -= len;
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    }
+                    if let Source::File(src) = &this.source {
+                        let src = src.clone();
+                        this.pending = Some(tokio::task::spawn_blocking(move || {
+                            read_chunk(&src, offset, len as usize)
+                        }));
                     }
                 }
             }
