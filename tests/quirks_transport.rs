@@ -870,7 +870,8 @@ fn throttle_paces_the_body_without_a_burst() {
     // the first bytes come at once
     let (first_at, _) = x.arrivals[0];
     assert!(
-        first_at < Duration::from_millis(300),
+        // loose: a loaded CI machine runs debug builds of many tests at once
+        first_at < Duration::from_secs(1),
         "first bytes after {first_at:?}"
     );
     // 64 KiB at 64 KiB/s: the last write leaves at 56/64 s
@@ -937,7 +938,7 @@ fn stall_after_sends_n_bytes_then_silence_then_closes_at_the_stall_limit() {
     // the last byte came at once, then nothing for the stall limit
     let (last_at, _) = *x.arrivals.last().unwrap();
     assert!(
-        last_at < Duration::from_millis(500),
+        last_at < Duration::from_millis(1500),
         "bytes late: {last_at:?}"
     );
     let silence = x.elapsed - last_at;
@@ -946,7 +947,7 @@ fn stall_after_sends_n_bytes_then_silence_then_closes_at_the_stall_limit() {
         "closed after only {silence:?} of silence"
     );
     assert!(
-        x.elapsed < Duration::from_secs(3),
+        x.elapsed < last_at + Duration::from_secs(3),
         "closed after {:?}",
         x.elapsed
     );
@@ -978,8 +979,9 @@ fn stall_after_on_a_range_and_silence_seen_by_a_read_timeout() {
 
     // stall-after beyond the body: served in full at once
     let x = fetch(s.addr, "GET", "/_quirks/stall-after=10000/a.bin", &[]);
+    // a stall would have closed the connection before the whole body
     assert!(x.body() == a);
-    assert!(x.elapsed < Duration::from_millis(800), "{:?}", x.elapsed);
+    assert!(x.elapsed < Duration::from_secs(2), "{:?}", x.elapsed);
 }
 
 // ---------------------------------------------------------------------------
