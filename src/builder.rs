@@ -124,6 +124,19 @@ impl ServerBuilder {
         self
     }
 
+    /// How many files' state is kept between requests (0 disables; see
+    /// [`crate::filestate`]).
+    pub fn open_file_cache(mut self, entries: usize) -> Self {
+        self.config.open_file_cache = entries;
+        self
+    }
+
+    /// Bytes of small files kept in memory by that cache.
+    pub fn small_file_cache(mut self, bytes: u64) -> Self {
+        self.config.small_file_cache = bytes;
+        self
+    }
+
     /// The validated options.
     pub fn config(self) -> Result<Config, StartError> {
         let mut config = self.config;

@@ -67,6 +67,27 @@ pub struct Cli {
     /// Print the quirk catalogue and exit.
     #[arg(long)]
     pub list_quirks: bool,
+    /// Files whose state (open descriptor, ETag, headers) is kept between requests, so a repeat request costs one stat; 0 disables.
+    #[arg(long, value_name = "N", default_value_t = crate::filestate::DEFAULT_MAX_ENTRIES)]
+    pub open_file_cache: usize,
+    /// Memory for the bytes of small files (up to 256 KiB each) in that cache, e.g. 8M or 512k; 0 keeps none.
+    #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
+    pub small_file_cache: u64,
+}
+
+/// `65536`, `512k`, `8M`, `1G` (powers of 1024).
+fn parse_size(v: &str) -> Result<u64, String> {
+    let (digits, mult) = match v.as_bytes().last() {
+        Some(b'k' | b'K') => (&v[..v.len() - 1], 1 << 10),
+        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
+        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{v:?} is not a size like 65536, 512k or 8M"))
 }
 
 impl Cli {
@@ -91,6 +112,8 @@ impl Cli {
             seed: self.seed,
             stall_limit: Duration::from_secs(self.stall_limit),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            open_file_cache: self.open_file_cache,
+            small_file_cache: self.small_file_cache,
         })
     }
 }

@@ -36,6 +36,11 @@ pub struct Config {
     pub stall_limit: Duration,
     /// How long a graceful shutdown waits for in-flight responses.
     pub shutdown_timeout: Duration,
+    /// Files whose state (open descriptor, digest, headers) is kept between
+    /// requests; 0 disables that cache.
+    pub open_file_cache: usize,
+    /// Bytes of small files kept in memory by that cache.
+    pub small_file_cache: u64,
 }
 
 /// Cache-Control by default: caches may store files but must revalidate
@@ -58,6 +63,8 @@ impl Default for Config {
             seed: 0,
             stall_limit: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
+            open_file_cache: crate::filestate::DEFAULT_MAX_ENTRIES,
+            small_file_cache: crate::filestate::DEFAULT_MAX_BYTES,
         }
     }
 }

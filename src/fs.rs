@@ -5,8 +5,15 @@
 //! Confinement is layered: [`decode_path`] (pure) refuses `..`, encoded
 //! separators, backslashes and NUL before anything touches the disk; then
 //! [`Root::resolve`] canonicalizes (following symlinks) and refuses anything
-//! whose real path is outside the root; then only regular files are opened,
-//! non-blocking, so a FIFO swapped in at the last moment cannot hang a thread.
+//! whose real path is outside the root; then the path is opened with
+//! `O_PATH` (which has no side effects on any file type), that descriptor is
+//! checked, and only a regular file is reopened for reading through
+//! `/proc/self/fd/N`: the same inode, so a FIFO or device swapped in at the
+//! last moment is never opened, not even for an instant.
+//!
+//! A small file (up to [`SMALL_MAX`]) is read whole with the open and hashed
+//! from that one buffer, so its bytes and its digest are consistent by
+//! construction, whatever a writer does meanwhile.
 
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
@@ -20,6 +27,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use percent_encoding::percent_decode_str;
+use sha2::{Digest as _, Sha256};
 
 use crate::rfc::range::{self, RangeDecision, RangeSpec};
 
@@ -138,12 +146,32 @@ impl Root {
         }
         match std::fs::metadata(&real) {
             Ok(m) if m.is_dir() => Resolved::Dir(real),
-            Ok(m) if m.is_file() => match OpenFile::open(&real, want) {
-                Ok(Some(f)) if self.still_inside(&f.file) => Resolved::File(f),
-                _ => Resolved::NotFound,
-            },
+            Ok(m) if m.is_file() => self
+                .open_inside(&real, want)
+                .map_or(Resolved::NotFound, Resolved::File),
             _ => Resolved::NotFound,
         }
+    }
+
+    /// Open the regular file at `real` (a canonical path inside the root) if
+    /// the descriptor really is inside the root. Blocking.
+    fn open_inside(&self, real: &Path, want: Option<RangeSpec>) -> Option<OpenFile> {
+        match OpenFile::open(real, want) {
+            Ok(Some(f)) if self.still_inside(&f.file) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Open `path` (found by walking the tree) with the same confinement as a
+    /// request: canonicalized, inside the root, a regular file, and the open
+    /// descriptor inside the root. A directory swapped for a symlink that
+    /// leads out while a walk is under way yields `None`. Blocking.
+    pub fn open_walked(&self, path: &Path) -> Option<OpenFile> {
+        let real = path.canonicalize().ok()?;
+        if !real.starts_with(&self.canonical) {
+            return None;
+        }
+        self.open_inside(&real, None)
     }
 }
 
@@ -191,6 +219,9 @@ pub struct OpenFile {
     pub modified: SystemTime,
     /// Bytes read with the open (see [`prefetch_window`]), checked against `stamp`.
     pub prefetched: Option<Prefetched>,
+    /// SHA-256 of the whole file, when it is small and was read whole: the
+    /// digest of exactly the bytes in `prefetched`.
+    pub digest: Option<[u8; 32]>,
 }
 
 /// A slice of a file read when it was opened.
@@ -211,16 +242,19 @@ impl Prefetched {
     }
 }
 
-/// Up to this many bytes are read in the same blocking call that opens a
-/// file, which saves a second trip to the blocking pool per request (a third
-/// of the time of a small request).
+/// Files up to this size are read whole when opened, hashed from that
+/// buffer and served from it (see the module docs).
+pub const SMALL_MAX: u64 = 256 * 1024;
+
+/// Of a larger file, a first range up to this size is read with the open,
+/// which saves a second trip to the blocking pool for a small range.
 pub const PREFETCH_MAX: u64 = 64 * 1024;
 
 /// Which bytes to read when opening a file of `size` bytes for a request
 /// whose first range-spec is `want` (pure): the whole of a small file, or a
 /// small first range of a large one. `(offset, len)`.
 pub fn prefetch_window(size: u64, want: Option<RangeSpec>) -> Option<(u64, u64)> {
-    if size <= PREFETCH_MAX {
+    if size <= SMALL_MAX {
         return Some((0, size));
     }
     match range::resolve(&[want?], size, 1) {
@@ -230,38 +264,83 @@ pub fn prefetch_window(size: u64, want: Option<RangeSpec>) -> Option<(u64, u64)>
 }
 
 impl OpenFile {
-    /// Open `path` if, once open, it is a regular file; `Ok(None)` otherwise.
-    /// `O_NONBLOCK` keeps a FIFO from blocking the open.
+    /// Open `path` if it is a regular file; `Ok(None)` otherwise, without
+    /// ever opening anything else for reading (see the module docs).
     pub fn open(path: &Path, want: Option<RangeSpec>) -> io::Result<Option<OpenFile>> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
+        let Some(file) = open_regular(path)? else {
             return Ok(None);
-        }
+        };
+        let meta = file.metadata()?;
         let stamp = FileStamp::of(&meta);
+        let mut digest = None;
         let prefetched = match prefetch_window(stamp.size, want) {
             Some((offset, len)) => {
                 let mut buf = vec![0u8; len as usize];
                 file.read_exact_at(&mut buf, offset)?;
-                // unchanged since the open: the bytes are this stamp's version
-                (FileStamp::of(&file.metadata()?) == stamp).then(|| Prefetched {
-                    offset,
-                    bytes: Bytes::from(buf),
-                })
+                if offset == 0 && len == stamp.size {
+                    // a small file read whole: it is served from this buffer,
+                    // so its digest is of these very bytes, whatever the stamp says
+                    digest = Some(Sha256::digest(&buf).into());
+                    let now = FileStamp::of(&file.metadata()?);
+                    // only its length must still agree (the headers announce it)
+                    (now.size == stamp.size).then(|| Prefetched {
+                        offset,
+                        bytes: Bytes::from(buf),
+                    })
+                } else {
+                    // unchanged since the open: the bytes are this stamp's version
+                    (FileStamp::of(&file.metadata()?) == stamp).then(|| Prefetched {
+                        offset,
+                        bytes: Bytes::from(buf),
+                    })
+                }
             }
             None => None,
         };
+        if prefetched.is_none() {
+            digest = None;
+        }
         Ok(Some(OpenFile {
             stamp,
             modified: meta.modified()?,
             file: Arc::new(file),
             path: path.to_path_buf(),
             prefetched,
+            digest,
         }))
     }
+}
+
+/// Open `path` for reading only if it is a regular file. The path is opened
+/// with `O_PATH` first (no side effects on a FIFO or device: nothing is
+/// really opened), its type read from that descriptor, and only a regular
+/// file is reopened for reading through `/proc/self/fd/N`, which names that
+/// same inode: a FIFO renamed over the path in between cannot be reached.
+/// Where /proc is not mounted, the type check and the (non-blocking) open are
+/// two steps again, and a type check after the open catches most swaps.
+pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    if !handle.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let file = match File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?,
+        Err(e) => return Err(e),
+    };
+    // the same inode as checked (or, without /proc, still a regular file)
+    let meta = file.metadata()?;
+    let checked = handle.metadata()?;
+    if !meta.is_file() || meta.ino() != checked.ino() || meta.dev() != checked.dev() {
+        return Ok(None);
+    }
+    Ok(Some(file))
 }
 
 #[cfg(test)]
@@ -296,7 +375,8 @@ mod tests {
         let spec = |s: &str| range::parse(s).unwrap()[0];
         let big = 1 << 30;
         assert_eq!(prefetch_window(0, None), Some((0, 0)));
-        assert_eq!(prefetch_window(PREFETCH_MAX, None), Some((0, PREFETCH_MAX)));
+        assert_eq!(prefetch_window(SMALL_MAX, None), Some((0, SMALL_MAX)));
+        assert_eq!(prefetch_window(SMALL_MAX + 1, None), None);
         assert_eq!(prefetch_window(big, None), None);
         assert_eq!(
             prefetch_window(big, Some(spec("bytes=500-999"))),

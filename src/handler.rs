@@ -6,28 +6,27 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::header::{
     HeaderName, HeaderValue, ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH,
     IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LOCATION, RANGE,
 };
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
 use crate::body::{FileSource, Source};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
-use crate::fs::{decode_path, OpenFile, RequestPath, Resolved, Root};
+use crate::filestate::{FileState, FileStates};
+use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
 use crate::hashcache::{HashCache, HashError};
 use crate::listing;
 use crate::plan::{self, FileMethod, RangeHeader, RequestFacts, ResponsePlan};
 use crate::quirks::transform::{self, QuirkMode, RANGESERVE_QUIRKS};
 use crate::quirks::{page, QuirkError, QuirkSet, Spec};
-use crate::render::{self, Representation, ResponseCtx};
+use crate::render::{self, Rendered, Representation, ResponseCtx};
 use crate::rfc::conditional::{Conditions, Validators};
-use crate::rfc::etag::EntityTag;
 use crate::rfc::range::{self, RangeSpec};
 
 /// How many times a file that changes while being hashed is re-opened and re-hashed.
@@ -45,10 +44,12 @@ pub struct App {
     pub hashes: Arc<HashCache>,
     /// Quirks mode state; None when quirks mode is off.
     pub quirks: Option<QuirkMode>,
+    /// What is known of files already served.
+    pub files: FileStates,
 }
 
-/// Serve any request (the router's only handler).
-pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+/// Serve any request (the connection's service).
+pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response {
     // only the head matters: GET and HEAD bodies are ignored
     let (req, _body) = req.into_parts();
     let Some(mode) = &app.quirks else {
@@ -152,12 +153,31 @@ async fn serve(
         }
     };
     let headers = &req.headers;
+    if !path.trailing_slash {
+        if let Some(state) = app.files.get(raw_path) {
+            return serve_file(app, &path, state, None, method, headers, raw_path, quirks).await;
+        }
+    }
     let want = first_range_spec(method, headers);
     match resolve(app, path.clone(), want).await {
         Ok(Resolved::File(_)) if path.trailing_slash => HttpError::NotFound.into_response(),
-        Ok(Resolved::File(file)) => {
-            serve_file(app, path, file, method, headers, raw_path, quirks).await
-        }
+        Ok(Resolved::File(file)) => match file_state(app, &path, file).await {
+            Ok((state, first_range)) => {
+                let state = app.files.insert(raw_path, state);
+                serve_file(
+                    app,
+                    &path,
+                    state,
+                    first_range,
+                    method,
+                    headers,
+                    raw_path,
+                    quirks,
+                )
+                .await
+            }
+            Err(res) => res,
+        },
         Ok(Resolved::Dir(_)) if !path.trailing_slash => {
             // The directory's URL ends with '/'. The Location is rebuilt from the
             // decoded segments: echoing the raw path would turn `//host` into a
@@ -207,7 +227,23 @@ async fn serve_dir(
     path.trailing_slash = false;
     let want = first_range_spec(method, headers);
     if let Ok(Resolved::File(index)) = resolve(app, path.clone(), want).await {
-        return serve_file(app, path, index, method, headers, raw_path, quirks).await;
+        return match file_state(app, &path, index).await {
+            Ok((state, first_range)) => {
+                let state = Arc::new(state);
+                serve_file(
+                    app,
+                    &path,
+                    state,
+                    first_range,
+                    method,
+                    headers,
+                    raw_path,
+                    quirks,
+                )
+                .await
+            }
+            Err(res) => res,
+        };
     }
     if !app.config.listing {
         return HttpError::NotFound.into_response();
@@ -248,63 +284,104 @@ fn display_path(path: &RequestPath) -> String {
     s
 }
 
-/// Hash (or look up) `file`, then plan and render its response. A file that
+/// The state of an opened file: its digest (from the small file's own
+/// buffer, or the hash cache), rendered values and bytes held. A file that
 /// changes while being hashed is re-opened and hashed again, a few times.
-/// Quirks, if any, bend the correct values at each step.
-async fn serve_file(
+/// Also returns the first range read with the open of a large file.
+async fn file_state(
     app: &Arc<App>,
-    path: RequestPath,
+    path: &RequestPath,
     mut file: OpenFile,
-    method: FileMethod,
-    headers: &HeaderMap,
-    raw_path: &str,
-    quirks: Quirks<'_>,
-) -> Response {
+) -> Result<(FileState, Option<Prefetched>), Response> {
     let mut attempt = 1;
     let digest = loop {
+        if let Some(d) = file.digest {
+            app.hashes.count_computed(file.stamp.size);
+            break d;
+        }
         match app.hashes.digest(&file.path, &file.file, file.stamp).await {
             Ok(d) => break d,
             Err(HashError::Changed) if attempt < HASH_ATTEMPTS => {
                 attempt += 1;
                 match resolve(app, path.clone(), None).await {
                     Ok(Resolved::File(f)) => file = f,
-                    _ => return HttpError::NotFound.into_response(),
+                    _ => return Err(HttpError::NotFound.into_response()),
                 }
             }
             Err(HashError::Changed) => {
                 tracing::warn!(path = %file.path.display(), "file keeps changing; answering 503");
-                return HttpError::Changing.into_response();
+                return Err(HttpError::Changing.into_response());
             }
             Err(HashError::Io(e)) => {
                 tracing::error!(path = %file.path.display(), error = %e, "cannot hash file");
-                return HttpError::Internal.into_response();
+                return Err(HttpError::Internal.into_response());
             }
         }
     };
+    // a small file's digest is of its buffer, which must go with it
+    let (held, first_range) = match file.digest {
+        Some(_) => (file.prefetched, None),
+        None => (None, file.prefetched),
+    };
+    let mut joined = app.root.path().to_path_buf();
+    joined.extend(&path.segments);
+    let content_type = content_type(&file.path);
+    let state = FileState {
+        joined,
+        rendered: Arc::new(Rendered::new(
+            digest,
+            &content_type,
+            whole_seconds(file.modified),
+        )),
+        content_type,
+        real: Arc::new(file.path),
+        file: file.file,
+        stamp: file.stamp,
+        modified: file.modified,
+        digest,
+        prefetched: held,
+    };
+    Ok((state, first_range))
+}
+
+/// Plan and render the response for one file version. Quirks, if any, bend
+/// the correct values at each step.
+#[allow(clippy::too_many_arguments)]
+async fn serve_file(
+    app: &Arc<App>,
+    path: &RequestPath,
+    file: Arc<FileState>,
+    first_range: Option<Prefetched>,
+    method: FileMethod,
+    headers: &HeaderMap,
+    raw_path: &str,
+    quirks: Quirks<'_>,
+) -> Response {
     let ctx = ResponseCtx {
         now: SystemTime::now(),
         cache_control: app.cache_control.clone(),
         boundary: quirks.map(|(mode, _)| mode.next_boundary()),
     };
     let mut repr = Representation {
-        content_type: content_type(&file.path),
+        content_type: file.content_type.clone(),
         length: file.stamp.size,
         content_encoding: None,
-        etag: Some(EntityTag::from_sha256(&digest)),
+        etag: Some(file.rendered.etag().clone()),
         // never later than Date (RFC 9110 8.8.2.1), whole seconds as sent
         last_modified: Some(whole_seconds(file.modified.min(ctx.now))),
-        digest,
+        digest: file.digest,
+        rendered: Some(Arc::clone(&file.rendered)),
         source: Source::File(FileSource {
-            file: file.file,
-            path: Arc::new(file.path),
+            file: Arc::clone(&file.file),
+            path: Arc::clone(&file.real),
             stamp: file.stamp,
             xor: 0,
-            prefetched: file.prefetched,
+            prefetched: file.prefetched.clone().or(first_range),
         }),
     };
     if let Some((mode, set)) = quirks {
         // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
-        let key = display_path(&path);
+        let key = display_path(path);
         let key = key.trim_end_matches('/');
         repr = match mode.representation(set, key, repr, &app.hashes).await {
             Ok(r) => r,

@@ -130,6 +130,13 @@ impl HashCache {
         self.computed.load(Ordering::Relaxed)
     }
 
+    /// Count a hash computed outside the cache (a small file hashed from the
+    /// buffer it is served from; see [`crate::fs`]).
+    pub fn count_computed(&self, bytes: u64) {
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        self.bytes_hashed.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// Bytes read by hashing so far.
     pub fn bytes_hashed(&self) -> u64 {
         self.bytes_hashed.load(Ordering::Relaxed)

@@ -39,6 +39,7 @@ pub mod builder;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod filestate;
 pub mod fs;
 pub mod handler;
 pub mod hashcache;

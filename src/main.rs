@@ -63,8 +63,12 @@ fn main() -> ExitCode {
             return fail("cannot write to stdout");
         }
         drop(out);
-        server.run(shutdown).await;
-        ExitCode::SUCCESS
+        // On a worker thread, not this one: connections are spawned where
+        // they are accepted, with no cross-thread wake-up per connection.
+        match tokio::spawn(server.run(shutdown)).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("server stopped: {e}")),
+        }
     })
 }
 

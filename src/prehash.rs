@@ -10,14 +10,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fs::OpenFile;
+use crate::fs::{Root, SMALL_MAX};
 use crate::hashcache::HashCache;
 use crate::listing::human_size;
 
 /// Hash every regular file under `root` (symlinks are not followed; what
 /// they point to inside the root is reached directly).
-pub async fn run(root: PathBuf, hashes: Arc<HashCache>) {
-    let files = match tokio::task::spawn_blocking(move || walk(&root)).await {
+///
+/// Files up to [`SMALL_MAX`] are counted but not hashed: they are hashed from
+/// the buffer they are served from whenever they are opened (see
+/// [`crate::fs`]), never from a stored hash. Every file is opened with the
+/// same confinement as a request ([`Root::open_walked`]), so a directory
+/// swapped for a symlink mid-walk leads nowhere outside the root.
+pub async fn run(root: Root, hashes: Arc<HashCache>) {
+    let dir = root.path().to_path_buf();
+    let files = match tokio::task::spawn_blocking(move || walk(&dir)).await {
         Ok(files) => files,
         Err(_) => return,
     };
@@ -45,9 +52,16 @@ pub async fn run(root: PathBuf, hashes: Arc<HashCache>) {
             }
         }
     });
+    let root = Arc::new(root);
     for (path, size) in files {
-        let opened = tokio::task::spawn_blocking(move || OpenFile::open(&path, None)).await;
-        if let Ok(Ok(Some(f))) = opened {
+        if size <= SMALL_MAX {
+            progress.already_known.fetch_add(size, Ordering::Relaxed);
+            progress.files_done.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let confined = Arc::clone(&root);
+        let opened = tokio::task::spawn_blocking(move || confined.open_walked(&path)).await;
+        if let Ok(Some(f)) = opened {
             let before = hashes.computed();
             if let Err(e) = hashes.digest(&f.path, &f.file, f.stamp).await {
                 tracing::warn!(path = %f.path.display(), error = %e, "prehash skipped a file");

@@ -5,9 +5,11 @@
 //! Content-Length); HEAD gets exactly the headers of the matching GET and no
 //! body; 304 gets the validators and Cache-Control only (RFC 9110 15.4.5).
 
+use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
@@ -43,6 +45,71 @@ pub struct Representation {
     pub last_modified: Option<SystemTime>,
     /// SHA-256 of the bytes (Repr-Digest).
     pub digest: Digest,
+    /// Header values rendered once per file version; each is used only
+    /// while the value above it still equals what it was rendered from (a
+    /// quirk that changes one gets it rendered afresh).
+    pub rendered: Option<Arc<Rendered>>,
+}
+
+/// Header values of one file version, rendered once and reused by every
+/// response about it (a `HeaderValue` clone is a reference count).
+#[derive(Debug)]
+pub struct Rendered {
+    etag: EntityTag,
+    etag_value: HeaderValue,
+    digest: Digest,
+    digest_value: HeaderValue,
+    content_type: String,
+    content_type_value: Option<HeaderValue>,
+    last_modified: SystemTime,
+    last_modified_value: HeaderValue,
+}
+
+impl Rendered {
+    /// The strong entity-tag these values were rendered for.
+    pub fn etag(&self) -> &EntityTag {
+        &self.etag
+    }
+
+    /// The values for a version with these validators and media type.
+    pub fn new(digest: Digest, content_type: &str, last_modified: SystemTime) -> Self {
+        let etag = EntityTag::from_sha256(&digest);
+        Rendered {
+            etag_value: header_value(etag.to_string()),
+            digest_value: header_value(repr_digest(&digest)),
+            content_type_value: HeaderValue::from_str(content_type).ok(),
+            last_modified_value: header_value(httpdate::fmt_http_date(last_modified)),
+            etag,
+            digest,
+            content_type: content_type.to_string(),
+            last_modified,
+        }
+    }
+}
+
+fn header_value(s: String) -> HeaderValue {
+    HeaderValue::from_str(&s).expect("rendered from ASCII")
+}
+
+/// The `Date` value for `now`, formatted once per second per thread.
+fn date_value(now: SystemTime) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((s, v)) if *s == secs => v.clone(),
+            _ => {
+                let v = header_value(httpdate::fmt_http_date(now));
+                *last = Some((secs, v.clone()));
+                v
+            }
+        }
+    })
 }
 
 /// Response-wide values.
@@ -76,12 +143,19 @@ pub fn render(
     ctx: &ResponseCtx,
 ) -> Response<Body> {
     let length = repr.length;
-    let mut builder = Response::builder().header(DATE, httpdate::fmt_http_date(ctx.now));
+    let pre = repr.rendered.as_deref();
+    let mut builder = Response::builder().header(DATE, date_value(ctx.now));
     if let Some(tag) = &repr.etag {
-        builder = builder.header(ETAG, tag.to_string());
+        builder = match pre.filter(|r| r.etag == *tag) {
+            Some(r) => builder.header(ETAG, r.etag_value.clone()),
+            None => builder.header(ETAG, tag.to_string()),
+        };
     }
     if let Some(lm) = repr.last_modified {
-        builder = builder.header(LAST_MODIFIED, httpdate::fmt_http_date(lm));
+        builder = match pre.filter(|r| r.last_modified == lm) {
+            Some(r) => builder.header(LAST_MODIFIED, r.last_modified_value.clone()),
+            None => builder.header(LAST_MODIFIED, httpdate::fmt_http_date(lm)),
+        };
     }
     builder = builder.header(CACHE_CONTROL, ctx.cache_control.clone());
     let body_plan = match plan {
@@ -99,15 +173,27 @@ pub fn render(
         ResponsePlan::Multipart(ranges) => BodyPlan::Multi(ranges),
         ResponsePlan::Unsatisfiable => BodyPlan::Unsatisfiable,
     };
-    builder = builder
-        .header(&REPR_DIGEST, repr_digest(&repr.digest))
-        .header(ACCEPT_RANGES, "bytes");
+    builder = match pre.filter(|r| r.digest == repr.digest) {
+        Some(r) => builder.header(&REPR_DIGEST, r.digest_value.clone()),
+        None => builder.header(&REPR_DIGEST, repr_digest(&repr.digest)),
+    }
+    .header(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let content_type = match pre.filter(|r| r.content_type == repr.content_type) {
+        Some(Rendered {
+            content_type_value: Some(v),
+            ..
+        }) => v.clone(),
+        _ => match HeaderValue::from_str(&repr.content_type) {
+            Ok(v) => v,
+            Err(_) => HeaderValue::from_static("application/octet-stream"),
+        },
+    };
     if let Some(enc) = repr.content_encoding {
         builder = builder.header(CONTENT_ENCODING, enc);
     }
     let (status, segments) = match body_plan {
         BodyPlan::Whole => {
-            builder = builder.header(CONTENT_TYPE, &repr.content_type);
+            builder = builder.header(CONTENT_TYPE, content_type);
             let whole = ByteRange {
                 start: 0,
                 end: length.saturating_sub(1),
@@ -122,7 +208,7 @@ pub fn render(
         BodyPlan::Single(range) => {
             let content_range = ContentRange::Bytes { range, length };
             builder = builder
-                .header(CONTENT_TYPE, &repr.content_type)
+                .header(CONTENT_TYPE, content_type)
                 .header(CONTENT_RANGE, content_range.to_string());
             (StatusCode::PARTIAL_CONTENT, vec![Segment::Slice(range)])
         }

@@ -7,20 +7,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::Router;
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response};
+use bytes::Bytes;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tower::BoxError;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
+use crate::filestate::FileStates;
 use crate::fs::Root;
 use crate::handler::{self, App};
 use crate::hashcache::HashCache;
@@ -65,7 +68,6 @@ pub enum StartError {
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
-    router: Router,
     app: Arc<App>,
 }
 
@@ -97,17 +99,18 @@ impl Server {
             config.quirks.iter().for_each(|q| global.add(*q));
             QuirkMode::new(global, config.seed, config.stall_limit)
         });
+        let (open_file_cache, small_file_cache) = (config.open_file_cache, config.small_file_cache);
         let app = Arc::new(App {
             root,
             config,
             cache_control,
             hashes,
             quirks,
+            files: FileStates::new(open_file_cache, small_file_cache),
         });
         Ok(Server {
             listener,
             local_addr,
-            router: router(Arc::clone(&app)),
             app,
         })
     }
@@ -137,7 +140,7 @@ impl Server {
         let flusher = tokio::spawn(Arc::clone(&hashes).flush_loop(Duration::from_secs(1)));
         let prehash = self.app.config.prehash.then(|| {
             tokio::spawn(crate::prehash::run(
-                self.app.root.path().to_path_buf(),
+                self.app.root.clone(),
                 Arc::clone(&hashes),
             ))
         });
@@ -155,11 +158,7 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(
-                tower::ServiceBuilder::new()
-                    .map_response(hide_head_length)
-                    .service(self.router.clone()),
-            );
+            let service = TowerToHyperService::new(service(Arc::clone(&self.app)));
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -249,17 +248,33 @@ impl Drop for ServerHandle {
     }
 }
 
-/// The router: one fallback handler, an access log, and panic containment.
-pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .fallback(handler::handle)
-        .with_state(app)
-        .layer(middleware::from_fn(access_log))
+/// The service of one connection: the handler, with an access log, panic
+/// containment (a 500, the process stays up) and the quirks' last touch.
+pub fn service(
+    app: Arc<App>,
+) -> impl tower::Service<
+    Request<Incoming>,
+    Response = Response<impl http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>,
+    Error = Infallible,
+    Future = impl Future + Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    tower::ServiceBuilder::new()
         .layer(CatchPanicLayer::new())
+        .map_response(hide_head_length)
+        .service_fn(move |req: Request<Incoming>| {
+            let app = Arc::clone(&app);
+            async move { Ok::<_, Infallible>(access_log(app, req).await) }
+        })
 }
 
-/// One log line per request: method, target, Range, status, time to headers.
-async fn access_log(req: Request, next: Next) -> Response {
+/// One log line per request: method, target, Range, status, time to
+/// headers. Nothing is gathered when the line would not be written.
+async fn access_log(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    if !tracing::enabled!(target: "rangeserve::access", tracing::Level::INFO) {
+        return handler::handle(app, req).await;
+    }
     let start = Instant::now();
     let method = req.method().clone();
     let target = req.uri().clone();
@@ -267,7 +282,7 @@ async fn access_log(req: Request, next: Next) -> Response {
         .headers()
         .get(axum::http::header::RANGE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let res = next.run(req).await;
+    let res = handler::handle(app, req).await;
     tracing::info!(
         target: "rangeserve::access",
         "{method} {target} {} range={} {:?}",

@@ -150,8 +150,10 @@ fn prehash_hashes_every_file_in_the_background() {
     conn.send("GET", "/c.txt", &[]);
     assert_eq!(conn.read_response(false).body, b"sea");
     drop(conn);
+    // c.txt by that request, a.bin by the prehash (small files are hashed
+    // when opened, from the bytes they are served from, never prehashed)
     let deadline = Instant::now() + Duration::from_secs(30);
-    while s.hashes.computed() < 3 {
+    while s.hashes.computed() < 2 {
         assert!(Instant::now() < deadline, "prehash did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }

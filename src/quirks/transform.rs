@@ -461,6 +461,7 @@ mod tests {
             }),
             last_modified: None,
             digest: [0; 32],
+            rendered: None,
         }
     }
 

@@ -1,0 +1,262 @@
+//! The file-state cache: what the server knows about a request path that
+//! names a regular file, kept between requests so that a warm request costs
+//! one `stat` on the async worker and no trip to the blocking pool.
+//!
+//! An entry holds the open descriptor, the [`FileStamp`] seen at open, the
+//! digest, the values rendered once per version (content type, ETag,
+//! Repr-Digest) and, for a small file, its bytes (read whole at open and
+//! hashed from that buffer). It is keyed by the request path as received.
+//!
+//! Revalidation: every hit `stat`s the path exactly as a fresh request would
+//! reach it (root joined with the request's segments, following symlinks)
+//! and compares the stamp (device, inode, size, mtime, ctime) with the
+//! entry's. Any difference (a rewrite, a rename over the path, a symlink
+//! swapped into a directory of the path so that it now leads elsewhere) is a
+//! miss, and the request takes the full path (canonicalize, confine, open).
+//! A hit therefore only ever serves the inode that the full path confined
+//! and opened, in the version it was seen in.
+//!
+//! Bounded: at most `max_entries` entries (each holds one descriptor) and
+//! `max_bytes` of small-file bytes; the least recently used entries go first.
+//! 0 entries disables the cache.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::fs::{FileStamp, Prefetched};
+use crate::hashcache::Digest;
+use crate::render::Rendered;
+
+/// Default `--open-file-cache`: entries (open descriptors) kept.
+pub const DEFAULT_MAX_ENTRIES: usize = 1000;
+/// Default `--small-file-cache`: bytes of small files kept in memory.
+pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// One version of one file, as served.
+#[derive(Debug)]
+pub struct FileState {
+    /// The path a request reaches it by (root + request segments): what a
+    /// hit `stat`s.
+    pub joined: PathBuf,
+    /// The real (canonical) path.
+    pub real: Arc<PathBuf>,
+    /// The open file.
+    pub file: Arc<File>,
+    /// The version seen at open.
+    pub stamp: FileStamp,
+    /// Modification time.
+    pub modified: SystemTime,
+    /// SHA-256 of the content.
+    pub digest: Digest,
+    /// The Content-Type value.
+    pub content_type: String,
+    /// Header values rendered once for this version.
+    pub rendered: Arc<Rendered>,
+    /// The whole file, when it is small: the bytes `digest` is of.
+    pub prefetched: Option<Prefetched>,
+}
+
+impl FileState {
+    /// Bytes of memory this entry holds.
+    fn held_bytes(&self) -> u64 {
+        self.prefetched.as_ref().map_or(0, |p| p.bytes.len() as u64)
+    }
+}
+
+struct Entry {
+    state: Arc<FileState>,
+    last_used: u64,
+}
+
+struct Inner {
+    map: HashMap<Box<str>, Entry>,
+    clock: u64,
+    bytes: u64,
+}
+
+/// The cache of one server. See the module docs.
+pub struct FileStates {
+    inner: Mutex<Inner>,
+    max_entries: usize,
+    max_bytes: u64,
+}
+
+impl FileStates {
+    /// A cache of at most `max_entries` entries and `max_bytes` of file bytes.
+    pub fn new(max_entries: usize, max_bytes: u64) -> Self {
+        FileStates {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                clock: 0,
+                bytes: 0,
+            }),
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    /// The entry for `key` if its file is still the version it describes.
+    /// One `stat` (cheap for a path whose dentries are cached; it runs on the
+    /// caller's thread).
+    pub fn get(&self, key: &str) -> Option<Arc<FileState>> {
+        if self.max_entries == 0 {
+            return None;
+        }
+        let state = {
+            let mut inner = self.inner.lock().expect("file-state lock");
+            inner.clock += 1;
+            let now = inner.clock;
+            let entry = inner.map.get_mut(key)?;
+            entry.last_used = now;
+            Arc::clone(&entry.state)
+        };
+        let current = std::fs::metadata(&state.joined)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| FileStamp::of(&m));
+        if current == Some(state.stamp) {
+            return Some(state);
+        }
+        self.remove(key, &state);
+        None
+    }
+
+    /// Remember `state` for `key`, evicting the least recently used entries
+    /// beyond the bounds. A state holding more bytes than the whole byte
+    /// budget is not kept (its bytes are what its digest describes).
+    pub fn insert(&self, key: &str, state: FileState) -> Arc<FileState> {
+        let state = Arc::new(state);
+        if self.max_entries == 0 || state.held_bytes() > self.max_bytes {
+            return state;
+        }
+        let mut inner = self.inner.lock().expect("file-state lock");
+        inner.clock += 1;
+        let entry = Entry {
+            state: Arc::clone(&state),
+            last_used: inner.clock,
+        };
+        inner.bytes += state.held_bytes();
+        if let Some(old) = inner.map.insert(key.into(), entry) {
+            inner.bytes -= old.state.held_bytes();
+        }
+        while inner.map.len() > self.max_entries || inner.bytes > self.max_bytes {
+            // Evict in batches of the oldest eighth: one scan per many inserts.
+            let over = inner.map.len().saturating_sub(self.max_entries);
+            let batch = (self.max_entries / 8).max(over).max(1);
+            let mut ages: Vec<u64> = inner.map.values().map(|e| e.last_used).collect();
+            let cut = batch.min(ages.len()) - 1;
+            let (_, &mut limit, _) = ages.select_nth_unstable(cut);
+            let mut freed = 0;
+            inner.map.retain(|_, e| {
+                let keep = e.last_used > limit;
+                if !keep {
+                    freed += e.state.held_bytes();
+                }
+                keep
+            });
+            inner.bytes -= freed;
+        }
+        state
+    }
+
+    fn remove(&self, key: &str, stale: &Arc<FileState>) {
+        let mut inner = self.inner.lock().expect("file-state lock");
+        // only if nobody replaced it meanwhile
+        if inner
+            .map
+            .get(key)
+            .is_some_and(|e| Arc::ptr_eq(&e.state, stale))
+        {
+            inner.map.remove(key);
+            inner.bytes -= stale.held_bytes();
+        }
+    }
+
+    /// Entries and bytes held now.
+    pub fn usage(&self) -> (usize, u64) {
+        let inner = self.inner.lock().expect("file-state lock");
+        (inner.map.len(), inner.bytes)
+    }
+}
+
+/// The bytes of a state, if it holds the whole file.
+pub fn whole(state: &FileState) -> Option<&Bytes> {
+    state
+        .prefetched
+        .as_ref()
+        .filter(|p| p.offset == 0 && p.bytes.len() as u64 == state.stamp.size)
+        .map(|p| &p.bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(dir: &std::path::Path, name: &str, len: usize) -> FileState {
+        let p = dir.join(name);
+        std::fs::write(&p, vec![7u8; len]).unwrap();
+        let file = File::open(&p).unwrap();
+        let meta = file.metadata().unwrap();
+        FileState {
+            joined: p.clone(),
+            real: Arc::new(p),
+            stamp: FileStamp::of(&meta),
+            modified: meta.modified().unwrap(),
+            digest: [0; 32],
+            content_type: "text/plain".into(),
+            rendered: Arc::new(Rendered::new(
+                [0; 32],
+                "text/plain",
+                meta.modified().unwrap(),
+            )),
+            prefetched: Some(Prefetched {
+                offset: 0,
+                bytes: Bytes::from(vec![7u8; len]),
+            }),
+            file: Arc::new(file),
+        }
+    }
+
+    #[test]
+    fn hits_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileStates::new(10, 1 << 20);
+        cache.insert("/a", state(dir.path(), "a", 10));
+        assert!(cache.get("/a").is_some());
+        assert!(cache.get("/b").is_none());
+        // a rename over the path: another inode
+        std::fs::write(dir.path().join("a2"), b"0123456789").unwrap();
+        std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
+        assert!(cache.get("/a").is_none());
+        assert_eq!(cache.usage(), (0, 0));
+    }
+
+    #[test]
+    fn bounded_in_entries_and_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileStates::new(4, 100);
+        for i in 0..10 {
+            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+        }
+        let (n, bytes) = cache.usage();
+        assert!(n <= 4 && bytes <= 100, "{n} entries, {bytes} bytes");
+        // the newest survives
+        assert!(cache.get("/9").is_some());
+        let cache = FileStates::new(100, 25);
+        for i in 0..10 {
+            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+        }
+        assert!(cache.usage().1 <= 25);
+        // larger than the whole budget: not kept
+        cache.insert("/big", state(dir.path(), "big", 30));
+        assert!(cache.get("/big").is_none());
+        let off = FileStates::new(0, 0);
+        off.insert("/a", state(dir.path(), "a", 1));
+        assert!(off.get("/a").is_none());
+    }
+}
