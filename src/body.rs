@@ -108,6 +108,40 @@ impl FileBody {
     }
 }
 
+/// Slices up to this size are read on the async worker when the page cache
+/// holds them (`preadv2` with `RWF_NOWAIT`, which never waits for the disk),
+/// saving a trip to the blocking pool; the pool reads anything else.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
+/// Read `len` bytes at `offset` if they are all in the page cache, without
+/// blocking; `None` when they are not (or the kernel cannot say).
+fn read_cached(src: &FileSource, offset: u64, len: usize) -> Option<ReadResult> {
+    use rustix::io::{Errno, ReadWriteFlags};
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let mut slices = [io::IoSliceMut::new(&mut buf[done..])];
+        match rustix::io::preadv2(
+            &*src.file,
+            &mut slices,
+            offset + done as u64,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Some(Err(shrank())),
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            // not (all) cached, or no RWF_NOWAIT here: the pool reads it
+            Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => return None,
+            Err(e) => return Some(Err(e.into())),
+        }
+    }
+    Some(checked(src, buf))
+}
+
+fn shrank() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent")
+}
+
 /// Read `len` bytes at `offset` and check the file is still the source's version.
 fn read_chunk(src: &FileSource, offset: u64, len: usize) -> ReadResult {
     // seek + read_to_end fills the buffer's spare capacity without zeroing it
@@ -118,11 +152,13 @@ fn read_chunk(src: &FileSource, offset: u64, len: usize) -> ReadResult {
     let mut buf = Vec::with_capacity(len);
     file.take(len as u64).read_to_end(&mut buf)?;
     if buf.len() < len {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "file shrank while being sent",
-        ));
+        return Err(shrank());
     }
+    checked(src, buf)
+}
+
+/// The bytes just read, if the file is still the source's version.
+fn checked(src: &FileSource, mut buf: Vec<u8>) -> ReadResult {
     // fstat after the read: a change that happened before or during it shows up here
     let now = FileStamp::of(&src.file.metadata()?);
     if now != src.stamp {
@@ -132,6 +168,27 @@ fn read_chunk(src: &FileSource, offset: u64, len: usize) -> ReadResult {
         buf.iter_mut().for_each(|b| *b ^= src.xor);
     }
     Ok(Bytes::from(buf))
+}
+
+impl FileBody {
+    /// The frame for a finished read: its bytes, or the error that aborts
+    /// the response (nothing more is sent).
+    fn finish_read(&mut self, result: ReadResult) -> Result<Frame<Bytes>, io::Error> {
+        match result {
+            Ok(chunk) => {
+                self.remaining -= chunk.len() as u64;
+                Ok(Frame::data(chunk))
+            }
+            Err(e) => {
+                if let Source::File(f) = &self.source {
+                    tracing::warn!(path = %f.path.display(), error = %e, "aborting response");
+                }
+                self.segments.clear();
+                self.remaining = 0;
+                Err(e)
+            }
+        }
+    }
 }
 
 impl http_body::Body for FileBody {
@@ -148,20 +205,7 @@ impl http_body::Body for FileBody {
                 let joined = ready!(Pin::new(task).poll(cx));
                 this.pending = None;
                 let result = joined.unwrap_or_else(|e| Err(io::Error::other(e)));
-                return Poll::Ready(Some(match result {
-                    Ok(chunk) => {
-                        this.remaining -= chunk.len() as u64;
-                        Ok(Frame::data(chunk))
-                    }
-                    Err(e) => {
-                        if let Source::File(f) = &this.source {
-                            tracing::warn!(path = %f.path.display(), error = %e, "aborting response");
-                        }
-                        this.segments.clear();
-                        this.remaining = 0;
-                        Err(e)
-                    }
-                }));
+                return Poll::Ready(Some(this.finish_read(result)));
             }
             let Some(segment) = this.segments.pop_front() else {
                 return Poll::Ready(None);
@@ -184,6 +228,11 @@ impl http_body::Body for FileBody {
                         return Poll::Ready(Some(Ok(Frame::data(chunk))));
                     }
                     if let Source::File(src) = &this.source {
+                        if len <= INLINE_MAX {
+                            if let Some(read) = read_cached(src, offset, len as usize) {
+                                return Poll::Ready(Some(this.finish_read(read)));
+                            }
+                        }
                         let src = src.clone();
                         this.pending = Some(tokio::task::spawn_blocking(move || {
                             read_chunk(&src, offset, len as usize)
