@@ -21,6 +21,7 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use sha2::{Digest as _, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::fs::{FileStamp, Prefetched};
@@ -54,6 +55,29 @@ pub struct FileSource {
     pub xor: u8,
     /// Bytes read when the file was opened (already checked against `stamp`).
     pub prefetched: Option<Prefetched>,
+    /// Check the bytes sent against a digest (a racy one; see
+    /// [`crate::hashcache`]): a body of the whole file is hashed as it is
+    /// sent and its last chunk withheld, the response aborted, if the bytes
+    /// are not the digest's.
+    pub verify: Option<Verify>,
+}
+
+/// What [`FileSource::verify`] checks against, and whom to tell when the
+/// bytes turn out to be other ones.
+#[derive(Clone)]
+pub struct Verify {
+    /// The digest the headers announced.
+    pub digest: [u8; 32],
+    /// Called once when the bytes did not match (forget the cached digest).
+    pub on_mismatch: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Verify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verify")
+            .field("digest", &hex::encode(self.digest))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Source {
@@ -82,18 +106,30 @@ pub struct FileBody {
     segments: VecDeque<Segment>,
     remaining: u64,
     pending: Option<JoinHandle<ReadResult>>,
+    /// Running hash of the bytes sent, when they are verified.
+    verifying: Option<(Sha256, Verify)>,
 }
 
 impl FileBody {
     /// A body playing `segments` from `source`; a file source must still
     /// match its stamp while it is read.
     pub fn new(source: Source, segments: Vec<Segment>) -> Self {
-        let remaining = segments.iter().map(Segment::len).sum();
+        let remaining: u64 = segments.iter().map(Segment::len).sum();
+        // only a body that is the whole file, in order, can be checked
+        let whole = match (&source, segments.as_slice()) {
+            (Source::File(f), [Segment::Slice(r)]) => r.start == 0 && r.len() == f.stamp.size,
+            _ => false,
+        };
+        let verifying = match &source {
+            Source::File(f) if whole => f.verify.clone().map(|v| (Sha256::new(), v)),
+            _ => None,
+        };
         FileBody {
             source,
             segments: segments.into_iter().filter(|s| !s.is_empty()).collect(),
             remaining,
             pending: None,
+            verifying,
         }
     }
 
@@ -174,6 +210,7 @@ impl FileBody {
     /// The frame for a finished read: its bytes, or the error that aborts
     /// the response (nothing more is sent).
     fn finish_read(&mut self, result: ReadResult) -> Result<Frame<Bytes>, io::Error> {
+        let result = result.and_then(|chunk| self.verified(chunk));
         match result {
             Ok(chunk) => {
                 self.remaining -= chunk.len() as u64;
@@ -188,6 +225,28 @@ impl FileBody {
                 Err(e)
             }
         }
+    }
+}
+
+impl FileBody {
+    /// `chunk`, after adding it to the running hash; the last chunk only if
+    /// the whole body hashes to the announced digest.
+    fn verified(&mut self, chunk: Bytes) -> ReadResult {
+        let Some((hasher, _)) = self.verifying.as_mut() else {
+            return Ok(chunk);
+        };
+        hasher.update(&chunk);
+        if self.remaining > chunk.len() as u64 {
+            return Ok(chunk);
+        }
+        let (hasher, verify) = self.verifying.take().expect("checked above");
+        if <[u8; 32]>::from(hasher.finalize()) == verify.digest {
+            return Ok(chunk);
+        }
+        (verify.on_mismatch)();
+        Err(io::Error::other(
+            "file changed under its stamp while being sent (bytes differ from the ETag)",
+        ))
     }
 }
 
@@ -224,8 +283,7 @@ impl http_body::Body for FileBody {
                     }
                     let offset = range.start;
                     if let Some(chunk) = this.source.held(offset, len) {
-                        this.remaining -= len;
-                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                        return Poll::Ready(Some(this.finish_read(Ok(chunk))));
                     }
                     if let Source::File(src) = &this.source {
                         if len <= INLINE_MAX {

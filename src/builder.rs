@@ -137,6 +137,19 @@ impl ServerBuilder {
         self
     }
 
+    /// How long after a file's last change its hash stays racy (default: the
+    /// kernel's writeback window + 1 s; see [`crate::hashcache`]).
+    pub fn settle_window(mut self, window: Duration) -> Self {
+        self.config.settle_window = Some(window);
+        self
+    }
+
+    /// How many file versions' content hashes are kept (at least 1).
+    pub fn hash_cache(mut self, entries: usize) -> Self {
+        self.config.hash_cache = entries.max(1);
+        self
+    }
+
     /// The validated options.
     pub fn config(self) -> Result<Config, StartError> {
         let mut config = self.config;

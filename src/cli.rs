@@ -73,6 +73,12 @@ pub struct Cli {
     /// Memory for the bytes of small files (up to 256 KiB each) in that cache, e.g. 8M or 512k; 0 keeps none.
     #[arg(long, value_name = "BYTES", default_value = "8M", value_parser = parse_size)]
     pub small_file_cache: u64,
+    /// File versions whose SHA-256 is kept in memory (and in --etag-cache); least recently used go first.
+    #[arg(long, value_name = "N", default_value_t = crate::hashcache::DEFAULT_MAX_ENTRIES as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub hash_cache: u64,
+    /// Seconds after a file's last change during which its hash is not trusted on the stamp alone (whole-file bodies are then verified as sent). Default: the kernel's dirty-page writeback window + 1 s (36 s), which covers writers through shared mappings.
+    #[arg(long, value_name = "SECS")]
+    pub settle_window: Option<u64>,
 }
 
 /// `65536`, `512k`, `8M`, `1G` (powers of 1024).
@@ -114,6 +120,8 @@ impl Cli {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             open_file_cache: self.open_file_cache,
             small_file_cache: self.small_file_cache,
+            hash_cache: usize::try_from(self.hash_cache).unwrap_or(usize::MAX),
+            settle_window: self.settle_window.map(Duration::from_secs),
         })
     }
 }

@@ -41,6 +41,12 @@ pub struct Config {
     pub open_file_cache: usize,
     /// Bytes of small files kept in memory by that cache.
     pub small_file_cache: u64,
+    /// File versions whose content hash is kept (in memory, and in
+    /// `etag_cache` if set).
+    pub hash_cache: usize,
+    /// How long after a file's last change a hash of it stays racy (see
+    /// [`crate::hashcache`]); `None`: the kernel's writeback window + 1 s.
+    pub settle_window: Option<Duration>,
 }
 
 /// Cache-Control by default: caches may store files but must revalidate
@@ -65,6 +71,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             open_file_cache: crate::filestate::DEFAULT_MAX_ENTRIES,
             small_file_cache: crate::filestate::DEFAULT_MAX_BYTES,
+            hash_cache: crate::hashcache::DEFAULT_MAX_ENTRIES,
+            settle_window: None,
         }
     }
 }

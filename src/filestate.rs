@@ -53,6 +53,11 @@ pub struct FileState {
     pub modified: SystemTime,
     /// SHA-256 of the content.
     pub digest: Digest,
+    /// When the digest is racy (see [`crate::hashcache`]): the time from
+    /// which a fresh hash would be settled, after which this entry is not
+    /// used any more. `None`: settled, or a small file whose digest is of
+    /// its held bytes.
+    pub racy_until: Option<SystemTime>,
     /// The Content-Type value.
     pub content_type: String,
     /// Header values rendered once for this version.
@@ -119,10 +124,10 @@ impl FileStates {
             .ok()
             .filter(|m| m.is_file())
             .map(|m| FileStamp::of(&m));
-        if current == Some(state.stamp) {
+        if current == Some(state.stamp) && state.racy_until.is_none_or(|t| SystemTime::now() < t) {
             return Some(state);
         }
-        self.remove(key, &state);
+        self.forget(key, &state);
         None
     }
 
@@ -164,7 +169,8 @@ impl FileStates {
         state
     }
 
-    fn remove(&self, key: &str, stale: &Arc<FileState>) {
+    /// Drop the entry for `key` if it still is `stale`.
+    pub fn forget(&self, key: &str, stale: &Arc<FileState>) {
         let mut inner = self.inner.lock().expect("file-state lock");
         // only if nobody replaced it meanwhile
         if inner
@@ -208,6 +214,7 @@ mod tests {
             stamp: FileStamp::of(&meta),
             modified: meta.modified().unwrap(),
             digest: [0; 32],
+            racy_until: None,
             content_type: "text/plain".into(),
             rendered: Arc::new(Rendered::new(
                 [0; 32],

@@ -15,12 +15,12 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
-use crate::body::{FileSource, Source};
+use crate::body::{FileSource, Source, Verify};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
 use crate::filestate::{FileState, FileStates};
 use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
-use crate::hashcache::{HashCache, HashError};
+use crate::hashcache::{HashCache, HashError, Hashed};
 use crate::listing;
 use crate::plan::{self, FileMethod, RangeHeader, RequestFacts, ResponsePlan};
 use crate::quirks::transform::{self, QuirkMode, RANGESERVE_QUIRKS};
@@ -294,13 +294,17 @@ async fn file_state(
     mut file: OpenFile,
 ) -> Result<(FileState, Option<Prefetched>), Response> {
     let mut attempt = 1;
-    let digest = loop {
-        if let Some(d) = file.digest {
+    let hashed = loop {
+        if let Some(digest) = file.digest {
             app.hashes.count_computed(file.stamp.size);
-            break d;
+            // of the very bytes held and served: nothing to settle
+            break Hashed {
+                digest,
+                settled: true,
+            };
         }
         match app.hashes.digest(&file.path, &file.file, file.stamp).await {
-            Ok(d) => break d,
+            Ok(h) => break h,
             Err(HashError::Changed) if attempt < HASH_ATTEMPTS => {
                 attempt += 1;
                 match resolve(app, path.clone(), None).await {
@@ -312,12 +316,20 @@ async fn file_state(
                 tracing::warn!(path = %file.path.display(), "file keeps changing; answering 503");
                 return Err(HttpError::Changing.into_response());
             }
-            Err(HashError::Io(e)) => {
+            Err(e @ (HashError::Io(_) | HashError::Cancelled)) => {
                 tracing::error!(path = %file.path.display(), error = %e, "cannot hash file");
                 return Err(HttpError::Internal.into_response());
             }
         }
     };
+    let digest = hashed.digest;
+    let racy_until = (!hashed.settled).then(|| {
+        let changed = file.stamp.mtime_ns.max(file.stamp.ctime_ns).max(0) as u128;
+        let changed = UNIX_EPOCH + Duration::from_nanos(changed.min(u64::MAX as u128) as u64);
+        changed
+            .checked_add(app.hashes.window())
+            .unwrap_or(UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)))
+    });
     // a small file's digest is of its buffer, which must go with it
     let (held, first_range) = match file.digest {
         Some(_) => (file.prefetched, None),
@@ -339,6 +351,7 @@ async fn file_state(
         stamp: file.stamp,
         modified: file.modified,
         digest,
+        racy_until,
         prefetched: held,
     };
     Ok((state, first_range))
@@ -369,7 +382,7 @@ async fn serve_file(
         etag: Some(file.rendered.etag().clone()),
         // never later than Date (RFC 9110 8.8.2.1), whole seconds as sent
         last_modified: Some(whole_seconds(file.modified.min(ctx.now))),
-        digest: file.digest,
+        digest: Some(file.digest),
         rendered: Some(Arc::clone(&file.rendered)),
         source: Source::File(FileSource {
             file: Arc::clone(&file.file),
@@ -377,8 +390,12 @@ async fn serve_file(
             stamp: file.stamp,
             xor: 0,
             prefetched: file.prefetched.clone().or(first_range),
+            verify: None,
         }),
     };
+    // A racy digest (see crate::hashcache) may not be of the bytes on disk:
+    // a 200 of the whole file checks its bytes against it as they go.
+    let racy = file.racy_until.is_some();
     if let Some((mode, set)) = quirks {
         // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
         let key = display_path(path);
@@ -406,6 +423,9 @@ async fn serve_file(
         date: ctx.now,
     };
     let mut plan = plan::decide(&facts, repr.length, &validators, app.config.max_ranges);
+    if racy {
+        verify_whole(app, raw_path, &file, &plan, &mut repr);
+    }
     if let ResponsePlan::Full { ignored: Some(why) } = &plan {
         if why.is_client_error() {
             tracing::warn!(path = raw_path, reason = ?why, "ignoring Range header");
@@ -419,6 +439,33 @@ async fn serve_file(
     match quirks {
         Some((mode, set)) => transform::response(mode, set, res, method, &plan, length),
         None => res,
+    }
+}
+
+/// For a racy file: a 200 of the whole file has its bytes verified against
+/// the digest as they are sent, its last chunk withheld and the cached digest
+/// forgotten if they differ. (A range of a racy file is sent unverified: see
+/// README, "What an ETag guarantees".)
+fn verify_whole(
+    app: &Arc<App>,
+    key: &str,
+    file: &Arc<FileState>,
+    plan: &ResponsePlan,
+    repr: &mut Representation,
+) {
+    match (plan, &mut repr.source) {
+        (ResponsePlan::Full { .. }, Source::File(src)) if repr.digest.is_some() => {
+            let (app, key, state) = (Arc::clone(app), key.to_string(), Arc::clone(file));
+            src.verify = Some(Verify {
+                digest: repr.digest.expect("checked"),
+                on_mismatch: Arc::new(move || {
+                    tracing::warn!(path = %state.real.display(), "bytes changed under an unchanged stamp; forgetting its digest");
+                    app.files.forget(&key, &state);
+                    app.hashes.forget(&state.real);
+                }),
+            });
+        }
+        _ => {}
     }
 }
 

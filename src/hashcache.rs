@@ -4,15 +4,33 @@
 //! Hashes are computed once per file version and cached in memory, keyed by
 //! the real path plus the [`FileStamp`] (device, inode, size, mtime, ctime),
 //! so any rewrite, even same-size with the mtime put back, misses the cache.
-//! Hashing runs on the blocking pool; concurrent first requests for one
-//! version share one computation (a per-version `OnceCell`), and requests for
-//! other files never wait on it. A hash whose file changed while it was being
-//! read fails with [`HashError::Changed`] and is never cached.
+//! Hashing runs on the blocking pool, at most one job per core at a time;
+//! concurrent first requests for one version share one computation (a
+//! per-version `OnceCell`), and requests for other files never wait on it. A
+//! hash whose file changed while it was being read fails with
+//! [`HashError::Changed`] and is never cached; a hash nobody waits for any
+//! more stops ([`HashError::Cancelled`]).
+//!
+//! **Settled and racy hashes** (as git's racy index entries): the stamp only
+//! proves a file unchanged if every change moves it. Two writes within one
+//! timestamp tick, and writes through a shared mapping to a page that is
+//! already dirty, do not. A page stays dirty until writeback, which the
+//! kernel does within `vm.dirty_expire_centisecs + vm.dirty_writeback_centisecs`
+//! (35 s by default); after that the next write faults and moves the stamp.
+//! So a hash whose reading began at least that window (plus a second) after
+//! the file's last mtime/ctime is *settled*: the stamp alone vouches for it.
+//! Any other hash is *racy*: it is used only where the bytes sent are checked
+//! against it (see [`crate::body`]), is never persisted, and is computed
+//! again once the file has been still for the window.
+//!
+//! Bounded: at most `max_entries` versions are kept (least recently used go
+//! first), and each flush of the persistence file drops entries whose file
+//! is gone or changed.
 //!
 //! With a persistence file, the cache survives restarts: entries are written
-//! atomically (temp file + rename) with a checksum over the whole file; a
-//! missing, corrupt or unwritable file costs a warning and a rehash, never a
-//! wrong hash.
+//! atomically (a temp file with a random name created exclusively beside it,
+//! then a rename) with a checksum over the whole file; a missing, corrupt or
+//! unwritable file costs a warning and a rehash, never a wrong hash.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -22,11 +40,11 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use crate::fs::FileStamp;
 
@@ -39,6 +57,9 @@ pub enum HashError {
     /// The file is no longer the version asked for.
     #[error("file changed while being hashed")]
     Changed,
+    /// Nobody waits for this hash any more.
+    #[error("hash cancelled")]
+    Cancelled,
     /// Reading failed.
     #[error("cannot read file: {0}")]
     Io(#[from] io::Error),
@@ -49,24 +70,77 @@ const HASH_CHUNK: usize = 256 * 1024;
 const STAMP_CHECK_EVERY: u64 = 64 * 1024 * 1024;
 const CACHE_HEADER: &str = "rangeserve-etag-cache v1";
 
+/// A digest, and whether it is settled (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashed {
+    /// SHA-256 of the content.
+    pub digest: Digest,
+    /// The stamp alone vouches for it.
+    pub settled: bool,
+}
+
 struct Slot {
     stamp: FileStamp,
-    digest: Arc<OnceCell<Digest>>,
+    digest: Arc<OnceCell<Hashed>>,
+    last_used: u64,
 }
+
+/// Default bound on the versions the hash cache keeps.
+pub const DEFAULT_MAX_ENTRIES: usize = 50_000;
 
 /// The hash cache of one server. See the module docs.
 pub struct HashCache {
     /// Keyed by path and XOR mask (0 = the file itself; see [`crate::body::FileSource`]).
-    slots: Mutex<HashMap<(PathBuf, u8), Slot>>,
+    slots: Mutex<Slots>,
     computed: AtomicU64,
     bytes_hashed: Arc<AtomicU64>,
     persist: Option<Persist>,
+    /// Concurrent hash jobs (one per core).
+    jobs: Semaphore,
+    window: Duration,
+    max_entries: usize,
+}
+
+#[derive(Default)]
+struct Slots {
+    map: HashMap<(PathBuf, u8), Slot>,
+    clock: u64,
 }
 
 struct Persist {
     path: PathBuf,
     dirty: AtomicBool,
     wake: Notify,
+}
+
+/// How long after a file's last stamp change a hash must start to be
+/// settled: the kernel's dirty-page writeback window plus a second (see the
+/// module docs). `None` when periodic writeback is off: nothing settles.
+pub fn racy_window() -> Option<Duration> {
+    static WINDOW: OnceLock<Option<Duration>> = OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        let read = |name: &str| -> Option<u64> {
+            std::fs::read_to_string(format!("/proc/sys/vm/{name}"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        // the kernel's defaults where /proc/sys is not readable
+        let expire = read("dirty_expire_centisecs").unwrap_or(3000);
+        let writeback = read("dirty_writeback_centisecs").unwrap_or(500);
+        (writeback != 0).then(|| Duration::from_millis((expire + writeback) * 10 + 1000))
+    })
+}
+
+/// Whether a hash of `stamp` whose reading began at `started` is settled.
+pub fn settled(stamp: &FileStamp, started: SystemTime, window: Option<Duration>) -> bool {
+    let Some(window) = window else { return false };
+    let started = match started.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(_) => return false,
+    };
+    started >= stamp.mtime_ns.max(stamp.ctime_ns) + window.as_nanos() as i128
 }
 
 impl Default for HashCache {
@@ -78,30 +152,46 @@ impl Default for HashCache {
 impl HashCache {
     /// An empty, in-memory cache.
     pub fn new() -> Self {
+        HashCache::bounded(DEFAULT_MAX_ENTRIES, None)
+    }
+
+    /// An empty, in-memory cache of at most `max_entries` versions, whose
+    /// hashes settle after `window` (`None`: [`racy_window`]).
+    pub fn bounded(max_entries: usize, window: Option<Duration>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         HashCache {
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(Slots::default()),
             computed: AtomicU64::new(0),
             bytes_hashed: Arc::new(AtomicU64::new(0)),
             persist: None,
+            jobs: Semaphore::new(cores),
+            window: window.or_else(racy_window).unwrap_or(Duration::MAX),
+            max_entries: max_entries.max(1),
         }
     }
 
     /// A cache persisted in `path`, loaded from it now. A missing, unreadable
-    /// or corrupt file is logged and the cache starts empty.
-    pub fn persistent(path: &Path) -> Self {
-        let mut cache = HashCache::new();
+    /// or corrupt file is logged and the cache starts empty. Only settled
+    /// hashes are ever written there.
+    pub fn persistent(path: &Path, max_entries: usize, window: Option<Duration>) -> Self {
+        let mut cache = HashCache::bounded(max_entries, window);
         match std::fs::read(path) {
             Ok(bytes) => match parse_cache_file(&bytes) {
                 Ok(entries) => {
                     tracing::info!(path = %path.display(), entries = entries.len(), "loaded ETag cache");
                     let mut slots = cache.slots.lock().expect("fresh mutex");
-                    for (p, stamp, digest) in entries {
-                        let cell = Arc::new(OnceCell::new_with(Some(digest)));
-                        slots.insert(
+                    for (p, stamp, digest) in entries.into_iter().take(cache.max_entries) {
+                        let hashed = Hashed {
+                            digest,
+                            settled: true,
+                        };
+                        let cell = Arc::new(OnceCell::new_with(Some(hashed)));
+                        slots.map.insert(
                             (p, 0),
                             Slot {
                                 stamp,
                                 digest: cell,
+                                last_used: 0,
                             },
                         );
                     }
@@ -123,6 +213,27 @@ impl HashCache {
             wake: Notify::new(),
         });
         cache
+    }
+
+    /// The settling window in force (see [`racy_window`]).
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Forget what is known of `path` (its hash proved wrong for its stamp).
+    pub fn forget(&self, path: &Path) {
+        let mut slots = self.slots.lock().expect("hash cache lock");
+        slots.map.retain(|(p, _), _| p != path);
+    }
+
+    /// Versions held now.
+    pub fn len(&self) -> usize {
+        self.slots.lock().expect("hash cache lock").map.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// How many hashes this cache has computed (not counting cache hits).
@@ -149,48 +260,81 @@ impl HashCache {
         path: &Path,
         file: &Arc<File>,
         stamp: FileStamp,
-    ) -> Result<Digest, HashError> {
+    ) -> Result<Hashed, HashError> {
         self.digest_xor(path, file, stamp, 0).await
     }
 
     /// Like [`digest`](Self::digest), of the file's bytes each XORed with `xor`.
+    /// Dropping the returned future before it completes stops the hashing if
+    /// nobody else waits for it.
     pub async fn digest_xor(
         &self,
         path: &Path,
         file: &Arc<File>,
         stamp: FileStamp,
         xor: u8,
-    ) -> Result<Digest, HashError> {
+    ) -> Result<Hashed, HashError> {
         let key = (path.to_path_buf(), xor);
+        let now = SystemTime::now();
+        let window = Some(self.window).filter(|w| *w != Duration::MAX);
         let cell = {
             let mut slots = self.slots.lock().expect("hash cache lock");
-            match slots.get(&key) {
-                Some(slot) if slot.stamp == stamp => Arc::clone(&slot.digest),
-                _ => {
+            slots.clock += 1;
+            let clock = slots.clock;
+            let reuse = slots.map.get_mut(&key).and_then(|slot| {
+                let current = slot.stamp == stamp
+                    // a racy hash is redone once the file has been still long enough
+                    && !slot
+                        .digest
+                        .get()
+                        .is_some_and(|h| !h.settled && settled(&stamp, now, window));
+                current.then(|| {
+                    slot.last_used = clock;
+                    Arc::clone(&slot.digest)
+                })
+            });
+            match reuse {
+                Some(cell) => cell,
+                None => {
                     let cell = Arc::new(OnceCell::new());
                     let slot = Slot {
                         stamp,
                         digest: Arc::clone(&cell),
+                        last_used: clock,
                     };
-                    slots.insert(key, slot);
+                    slots.map.insert(key, slot);
+                    evict(&mut slots.map, self.max_entries);
                     cell
                 }
             }
         };
-        let digest = cell
+        let hashed = cell
             .get_or_try_init(|| async {
+                // held while someone waits: the job stops when it is dropped
+                let interest = Arc::new(());
+                let watch = Arc::downgrade(&interest);
+                let _permit = self.jobs.acquire().await.expect("never closed");
                 let file = Arc::clone(file);
                 let counter = Arc::clone(&self.bytes_hashed);
-                let digest =
-                    tokio::task::spawn_blocking(move || hash_file(&file, stamp, xor, &counter))
-                        .await
-                        .map_err(|e| HashError::Io(io::Error::other(e)))??;
+                let started = SystemTime::now();
+                let digest = tokio::task::spawn_blocking(move || {
+                    hash_file(&file, stamp, xor, &counter, &watch)
+                })
+                .await
+                .map_err(|e| HashError::Io(io::Error::other(e)))??;
+                drop(interest);
                 self.computed.fetch_add(1, Ordering::Relaxed);
-                self.mark_dirty();
-                Ok::<_, HashError>(digest)
+                let hashed = Hashed {
+                    digest,
+                    settled: settled(&stamp, started, window),
+                };
+                if hashed.settled {
+                    self.mark_dirty();
+                }
+                Ok::<_, HashError>(hashed)
             })
             .await?;
-        Ok(*digest)
+        Ok(*hashed)
     }
 
     fn mark_dirty(&self) {
@@ -212,29 +356,60 @@ impl HashCache {
         }
     }
 
-    /// Write the cache file now if anything changed since the last write.
-    /// Failures are logged, never fatal.
+    /// Write the cache file now if anything changed since the last write,
+    /// dropping entries whose file is gone or changed. Failures are logged,
+    /// never fatal. Blocking.
     pub fn flush(&self) {
         let Some(p) = &self.persist else { return };
         if !p.dirty.swap(false, Ordering::AcqRel) {
             return;
         }
+        self.prune();
         let text = self.serialize();
         if let Err(e) = write_atomically(&p.path, text.as_bytes()) {
             tracing::warn!(path = %p.path.display(), error = %e, "cannot write ETag cache");
         }
     }
 
+    /// Drop the entries whose file no longer has the entry's stamp. One stat
+    /// per entry, outside the lock.
+    fn prune(&self) {
+        let keys: Vec<((PathBuf, u8), FileStamp)> = {
+            let slots = self.slots.lock().expect("hash cache lock");
+            slots
+                .map
+                .iter()
+                .map(|(k, s)| (k.clone(), s.stamp))
+                .collect()
+        };
+        let dead: Vec<(PathBuf, u8)> = keys
+            .into_iter()
+            .filter(|((path, _), stamp)| {
+                std::fs::metadata(path).map(|m| FileStamp::of(&m)).ok() != Some(*stamp)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if !dead.is_empty() {
+            let mut slots = self.slots.lock().expect("hash cache lock");
+            for k in dead {
+                slots.map.remove(&k);
+            }
+        }
+    }
+
     fn serialize(&self) -> String {
         let slots = self.slots.lock().expect("hash cache lock");
         let mut body = String::new();
-        for ((path, xor), slot) in slots.iter() {
-            if let (0, Some(d)) = (xor, slot.digest.get()) {
+        for ((path, xor), slot) in slots.map.iter() {
+            if let (0, Some(h)) = (xor, slot.digest.get()) {
+                if !h.settled {
+                    continue;
+                }
                 let s = slot.stamp;
                 let _ = writeln!(
                     body,
                     "{} {} {} {} {} {} {}",
-                    hex::encode(d),
+                    hex::encode(h.digest),
                     s.dev,
                     s.ino,
                     s.size,
@@ -249,6 +424,19 @@ impl HashCache {
     }
 }
 
+/// Evict the least recently used eighth (at least what is over) when `map`
+/// holds more than `max` entries: one scan per many inserts.
+fn evict(map: &mut HashMap<(PathBuf, u8), Slot>, max: usize) {
+    if map.len() <= max {
+        return;
+    }
+    let batch = (max / 8).max(map.len() - max).max(1);
+    let mut ages: Vec<u64> = map.values().map(|s| s.last_used).collect();
+    let cut = batch.min(ages.len()) - 1;
+    let (_, &mut limit, _) = ages.select_nth_unstable(cut);
+    map.retain(|_, s| s.last_used > limit);
+}
+
 /// Hash `file`, checking it stays the version `stamp` throughout. Blocking.
 /// Adds the bytes read to `progress` as it goes.
 ///
@@ -259,6 +447,7 @@ pub fn hash_file(
     stamp: FileStamp,
     xor: u8,
     progress: &AtomicU64,
+    interest: &Weak<()>,
 ) -> Result<Digest, HashError> {
     const BUFFERS: usize = 3;
     let check = || -> Result<(), HashError> {
@@ -313,6 +502,9 @@ pub fn hash_file(
                 Ok(Err(e)) => return Err(HashError::Io(e)),
                 Err(_) => return Err(HashError::Io(io::Error::other("hash reader stopped"))),
             };
+            if interest.strong_count() == 0 {
+                return Err(HashError::Cancelled);
+            }
             hasher.update(&buf[..n]);
             progress.fetch_add(n as u64, Ordering::Relaxed);
             done += n as u64;
@@ -368,20 +560,22 @@ fn parse_cache_line(line: &str) -> Option<CacheEntry> {
     Some((path, stamp, digest))
 }
 
+/// Write `path` whole or not at all: a temp file with a random name, created
+/// exclusively (never through a planted symlink) in the same directory,
+/// synced, then renamed over `path`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default();
+    let mut prefix = name.to_os_string();
+    prefix.push(".tmp.");
+    let mut tmp = tempfile::Builder::new().prefix(&prefix).tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -404,30 +598,39 @@ mod tests {
         {
             let mut slots = cache.slots.lock().unwrap();
             for (name, d) in [("/a b/é.txt", [1u8; 32]), ("/x", [2u8; 32])] {
-                let cell = Arc::new(OnceCell::new_with(Some(d)));
-                slots.insert(
+                let cell = Arc::new(OnceCell::new_with(Some(Hashed {
+                    digest: d,
+                    settled: true,
+                })));
+                slots.map.insert(
                     (PathBuf::from(name), 0),
                     Slot {
                         stamp: stamp(9),
                         digest: cell,
+                        last_used: 0,
                     },
                 );
             }
             // an in-flight (uninitialized) slot is not written
-            slots.insert(
+            slots.map.insert(
                 (PathBuf::from("/pending"), 0),
                 Slot {
                     stamp: stamp(1),
                     digest: Arc::new(OnceCell::new()),
+                    last_used: 0,
                 },
             );
             // derived (XOR) versions are not persisted
-            let cell = Arc::new(OnceCell::new_with(Some([3u8; 32])));
-            slots.insert(
+            let cell = Arc::new(OnceCell::new_with(Some(Hashed {
+                digest: [3u8; 32],
+                settled: true,
+            })));
+            slots.map.insert(
                 (PathBuf::from("/x"), 0xff),
                 Slot {
                     stamp: stamp(9),
                     digest: cell,
+                    last_used: 0,
                 },
             );
         }
@@ -458,16 +661,18 @@ mod tests {
         let f = File::open(&p).unwrap();
         let st = FileStamp::of(&f.metadata().unwrap());
         let n = AtomicU64::new(0);
-        let d = hash_file(&f, st, 0, &n).unwrap();
+        let keep = Arc::new(());
+        let w = Arc::downgrade(&keep);
+        let d = hash_file(&f, st, 0, &n, &w).unwrap();
         let flipped: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();
-        let dx = hash_file(&f, st, 0xff, &n).unwrap();
+        let dx = hash_file(&f, st, 0xff, &n, &w).unwrap();
         assert_eq!(hex::encode(dx), hex::encode(Sha256::digest(&flipped)));
         assert_eq!(n.load(Ordering::Relaxed), 2 * data.len() as u64);
         assert_eq!(hex::encode(d), hex::encode(Sha256::digest(&data)));
         let mut other = st;
         other.ctime_ns += 1;
         assert!(matches!(
-            hash_file(&f, other, 0, &n),
+            hash_file(&f, other, 0, &n, &w),
             Err(HashError::Changed)
         ));
     }

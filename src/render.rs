@@ -43,8 +43,8 @@ pub struct Representation {
     pub etag: Option<EntityTag>,
     /// Last-Modified sent, if any (never later than Date).
     pub last_modified: Option<SystemTime>,
-    /// SHA-256 of the bytes (Repr-Digest).
-    pub digest: Digest,
+    /// SHA-256 of the bytes (Repr-Digest), if it is sent.
+    pub digest: Option<Digest>,
     /// Header values rendered once per file version; each is used only
     /// while the value above it still equals what it was rendered from (a
     /// quirk that changes one gets it rendered afresh).
@@ -173,11 +173,13 @@ pub fn render(
         ResponsePlan::Multipart(ranges) => BodyPlan::Multi(ranges),
         ResponsePlan::Unsatisfiable => BodyPlan::Unsatisfiable,
     };
-    builder = match pre.filter(|r| r.digest == repr.digest) {
-        Some(r) => builder.header(&REPR_DIGEST, r.digest_value.clone()),
-        None => builder.header(&REPR_DIGEST, repr_digest(&repr.digest)),
+    if let Some(digest) = &repr.digest {
+        builder = match pre.filter(|r| r.digest == *digest) {
+            Some(r) => builder.header(&REPR_DIGEST, r.digest_value.clone()),
+            None => builder.header(&REPR_DIGEST, repr_digest(digest)),
+        };
     }
-    .header(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    builder = builder.header(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let content_type = match pre.filter(|r| r.content_type == repr.content_type) {
         Some(Rendered {
             content_type_value: Some(v),

@@ -84,8 +84,8 @@ impl Server {
                 reason: e.to_string(),
             })?;
         let hashes = Arc::new(match &config.etag_cache {
-            Some(path) => HashCache::persistent(path),
-            None => HashCache::new(),
+            Some(path) => HashCache::persistent(path, config.hash_cache, config.settle_window),
+            None => HashCache::bounded(config.hash_cache, config.settle_window),
         });
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr)

@@ -385,8 +385,11 @@ fn persistent_cache_survives_restart_and_corruption() {
     std::fs::write(dir.path().join("f.bin"), &data).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = cache_dir.path().join("etags");
+    // only settled hashes are persisted: let a hash settle at once here
+    // (a racy one is never written; see racy_hashes_are_not_persisted)
     let config = || Config {
         etag_cache: Some(cache.clone()),
+        settle_window: Some(Duration::ZERO),
         ..Config::default()
     };
 
@@ -435,6 +438,44 @@ fn persistent_cache_survives_restart_and_corruption() {
         },
     );
     assert_validators(&s.get("/f.bin", &[]), &other);
+}
+
+/// A hash computed within the settling window of the file's last change
+/// may be of bytes that a writer changed without moving the stamp: it is
+/// used (with the whole-file body verified as it is sent) but never written
+/// to the cache file, and is computed again once the file has been still.
+#[test]
+fn racy_hashes_are_not_persisted() {
+    let data = pattern(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.bin"), &data).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("etags");
+    let config = |window| Config {
+        etag_cache: Some(cache.clone()),
+        settle_window: Some(window),
+        ..Config::default()
+    };
+    let s = TestServer::start_with(dir.path(), config(Duration::from_secs(3600)));
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(s.hashes.computed(), 1);
+    drop(s);
+    let s = TestServer::start_with(dir.path(), config(Duration::from_secs(3600)));
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(
+        s.hashes.computed(),
+        1,
+        "a racy hash is not taken from the file"
+    );
+    drop(s);
+    // once settled (window 0: at once), the next server hashes it again and keeps it
+    let s = TestServer::start_with(dir.path(), config(Duration::ZERO));
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(s.hashes.computed(), 1);
+    drop(s);
+    let s = TestServer::start_with(dir.path(), config(Duration::ZERO));
+    assert_validators(&s.get("/f.bin", &[]), &data);
+    assert_eq!(s.hashes.computed(), 0, "a settled hash comes from the file");
 }
 
 #[test]

@@ -182,8 +182,8 @@ async fn second_version(
     let digest = hashes
         .digest_xor(&src.path, &src.file, src.stamp, src.xor)
         .await?;
-    repr.digest = digest;
-    repr.etag = Some(EntityTag::from_sha256(&digest));
+    repr.digest = Some(digest.digest);
+    repr.etag = Some(EntityTag::from_sha256(&digest.digest));
     repr.last_modified = repr.last_modified.map(|t| t - Duration::from_secs(86400));
     Ok(repr)
 }
@@ -216,7 +216,7 @@ async fn gzipped(mut repr: Representation) -> Result<Representation, QuirkFailur
     let digest: [u8; 32] = Sha256::digest(&gz).into();
     repr.length = gz.len() as u64;
     repr.source = Source::Memory(Bytes::from(gz));
-    repr.digest = digest;
+    repr.digest = Some(digest);
     repr.etag = repr.etag.map(|t| EntityTag {
         weak: t.weak,
         ..EntityTag::from_sha256(&digest)
@@ -460,7 +460,7 @@ mod tests {
                 opaque: "abc".into(),
             }),
             last_modified: None,
-            digest: [0; 32],
+            digest: Some([0; 32]),
             rendered: None,
         }
     }
