@@ -83,16 +83,7 @@ pub struct Cli {
 
 /// `65536`, `512k`, `8M`, `1G` (powers of 1024).
 fn parse_size(v: &str) -> Result<u64, String> {
-    let (digits, mult) = match v.as_bytes().last() {
-        Some(b'k' | b'K') => (&v[..v.len() - 1], 1 << 10),
-        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
-        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
-        _ => (v, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
+    crate::config::parse_size(v)
         .ok_or_else(|| format!("{v:?} is not a size like 65536, 512k or 8M"))
 }
 

@@ -49,6 +49,17 @@ pub struct Config {
     pub settle_window: Option<Duration>,
 }
 
+/// A size or rate: `65536`, `512k`, `8M`, `1G` (powers of 1024).
+pub fn parse_size(v: &str) -> Option<u64> {
+    let (digits, mult) = match v.as_bytes().last() {
+        Some(b'k' | b'K') => (&v[..v.len() - 1], 1 << 10),
+        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
+        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}
+
 /// Cache-Control by default: caches may store files but must revalidate
 /// (cheap with our strong ETags), so a test fixture never serves stale bytes.
 pub const DEFAULT_CACHE_CONTROL: &str = "no-cache";

@@ -161,23 +161,10 @@ async fn serve(
     let want = first_range_spec(method, headers);
     match resolve(app, path.clone(), want).await {
         Ok(Resolved::File(_)) if path.trailing_slash => HttpError::NotFound.into_response(),
-        Ok(Resolved::File(file)) => match file_state(app, &path, file).await {
-            Ok((state, first_range)) => {
-                let state = app.files.insert(raw_path, state);
-                serve_file(
-                    app,
-                    &path,
-                    state,
-                    first_range,
-                    method,
-                    headers,
-                    raw_path,
-                    quirks,
-                )
-                .await
-            }
-            Err(res) => res,
-        },
+        Ok(Resolved::File(file)) => {
+            let cache = Some(raw_path);
+            serve_opened(app, &path, file, cache, method, headers, raw_path, quirks).await
+        }
         Ok(Resolved::Dir(_)) if !path.trailing_slash => {
             // The directory's URL ends with '/'. The Location is rebuilt from the
             // decoded segments: echoing the raw path would turn `//host` into a
@@ -227,23 +214,8 @@ async fn serve_dir(
     path.trailing_slash = false;
     let want = first_range_spec(method, headers);
     if let Ok(Resolved::File(index)) = resolve(app, path.clone(), want).await {
-        return match file_state(app, &path, index).await {
-            Ok((state, first_range)) => {
-                let state = Arc::new(state);
-                serve_file(
-                    app,
-                    &path,
-                    state,
-                    first_range,
-                    method,
-                    headers,
-                    raw_path,
-                    quirks,
-                )
-                .await
-            }
-            Err(res) => res,
-        };
+        // not cached: the key would be the directory's URL
+        return serve_opened(app, &path, index, None, method, headers, raw_path, quirks).await;
     }
     if !app.config.listing {
         return HttpError::NotFound.into_response();
@@ -355,6 +327,40 @@ async fn file_state(
         prefetched: held,
     };
     Ok((state, first_range))
+}
+
+/// Serve a file just opened; its state is kept under `cache_key`, if any,
+/// for the next request.
+#[allow(clippy::too_many_arguments)]
+async fn serve_opened(
+    app: &Arc<App>,
+    path: &RequestPath,
+    file: OpenFile,
+    cache_key: Option<&str>,
+    method: FileMethod,
+    headers: &HeaderMap,
+    raw_path: &str,
+    quirks: Quirks<'_>,
+) -> Response {
+    let (state, first_range) = match file_state(app, path, file).await {
+        Ok(opened) => opened,
+        Err(res) => return res,
+    };
+    let state = match cache_key {
+        Some(key) => app.files.insert(key, state),
+        None => Arc::new(state),
+    };
+    serve_file(
+        app,
+        path,
+        state,
+        first_range,
+        method,
+        headers,
+        raw_path,
+        quirks,
+    )
+    .await
 }
 
 /// Plan and render the response for one file version. Quirks, if any, bend
