@@ -14,6 +14,7 @@ use std::fs::File;
 use std::future::Future as _;
 use std::io;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::fs::{FileStamp, Prefetched};
 use crate::rfc::multipart::Segment;
+use crate::rfc::range::ByteRange;
 
 /// Bytes read from the file per chunk.
 pub const CHUNK: usize = 256 * 1024;
@@ -39,6 +41,9 @@ pub enum Source {
     File(FileSource),
     /// Bytes held in memory (a derived representation, e.g. a gzip of the file).
     Memory(Bytes),
+    /// Slices of a file read beforehand, each with its file offset (see
+    /// [`capture`]); a body over them may only ask for bytes they hold.
+    Pieces(Arc<[(u64, Bytes)]>),
 }
 
 /// An open file as a byte source.
@@ -56,9 +61,10 @@ pub struct FileSource {
     /// Bytes read when the file was opened (already checked against `stamp`).
     pub prefetched: Option<Prefetched>,
     /// Check the bytes sent against a digest (a racy one; see
-    /// [`crate::hashcache`]): a body of the whole file is hashed as it is
-    /// sent and its last chunk withheld, the response aborted, if the bytes
-    /// are not the digest's.
+    /// [`crate::hashcache`]): the whole file is hashed in order as the body
+    /// is sent (the bytes between and after the slices sent are read for it
+    /// too), and the last slice chunk is withheld, the response aborted, if
+    /// the file's bytes are not the digest's. See [`verifiable`].
     pub verify: Option<Verify>,
 }
 
@@ -89,6 +95,11 @@ impl Source {
                 let end = offset.checked_add(len)?;
                 (end <= bytes.len() as u64).then(|| bytes.slice(offset as usize..end as usize))
             }
+            Source::Pieces(pieces) => pieces.iter().find_map(|(start, bytes)| {
+                let from = offset.checked_sub(*start)?;
+                let to = from.checked_add(len)?;
+                (to <= bytes.len() as u64).then(|| bytes.slice(from as usize..to as usize))
+            }),
             Source::File(f) => {
                 let chunk = f.prefetched.as_ref()?.slice(offset, len)?;
                 Some(match f.xor {
@@ -105,9 +116,36 @@ pub struct FileBody {
     source: Source,
     segments: VecDeque<Segment>,
     remaining: u64,
-    pending: Option<JoinHandle<ReadResult>>,
-    /// Running hash of the bytes sent, when they are verified.
-    verifying: Option<(Sha256, Verify)>,
+    pending: Option<JoinHandle<PendingRead>>,
+    /// The running hash of the file, when the body is verified (`None`
+    /// inside while a read holds it).
+    verifying: Option<(Option<Hashing>, Verify)>,
+}
+
+/// A read in flight: the chunk, and the running hash when verifying.
+type PendingRead = io::Result<(Bytes, Option<Hashing>)>;
+
+/// Slices of a file with their file offsets.
+pub type Pieces = Vec<(u64, Bytes)>;
+
+/// A hash of a file's bytes from offset 0 up to `pos`.
+struct Hashing {
+    hasher: Sha256,
+    pos: u64,
+}
+
+/// Whether a body of these segments can be verified as it is sent: its
+/// slices are in file order and do not overlap.
+pub fn verifiable(segments: &[Segment]) -> bool {
+    let mut pos = 0;
+    segments.iter().all(|s| match s {
+        Segment::Static(_) => true,
+        Segment::Slice(r) => {
+            let ok = r.start >= pos;
+            pos = r.end + 1;
+            ok
+        }
+    })
 }
 
 impl FileBody {
@@ -115,13 +153,14 @@ impl FileBody {
     /// match its stamp while it is read.
     pub fn new(source: Source, segments: Vec<Segment>) -> Self {
         let remaining: u64 = segments.iter().map(Segment::len).sum();
-        // only a body that is the whole file, in order, can be checked
-        let whole = match (&source, segments.as_slice()) {
-            (Source::File(f), [Segment::Slice(r)]) => r.start == 0 && r.len() == f.stamp.size,
-            _ => false,
-        };
         let verifying = match &source {
-            Source::File(f) if whole => f.verify.clone().map(|v| (Sha256::new(), v)),
+            Source::File(f) if f.xor == 0 && verifiable(&segments) => f.verify.clone().map(|v| {
+                let start = Hashing {
+                    hasher: Sha256::new(),
+                    pos: 0,
+                };
+                (Some(start), v)
+            }),
             _ => None,
         };
         FileBody {
@@ -206,11 +245,91 @@ fn checked(src: &FileSource, mut buf: Vec<u8>) -> ReadResult {
     Ok(Bytes::from(buf))
 }
 
+/// Add the file's bytes `from..to` to `hashing` (which must be at `from`).
+fn hash_span(file: &File, hashing: &mut Hashing, to: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    while hashing.pos < to {
+        let want = (to - hashing.pos).min(CHUNK as u64) as usize;
+        let n = file.read_at(&mut buf[..want], hashing.pos)?;
+        if n == 0 {
+            return Err(shrank());
+        }
+        hashing.hasher.update(&buf[..n]);
+        hashing.pos += n as u64;
+    }
+    Ok(())
+}
+
+/// A verified read (blocking): hash up to `offset`, read and hash the chunk,
+/// and when it is the last slice chunk, hash the rest of the file and
+/// compare; the chunk comes back only if it may be sent.
+fn read_verified(
+    src: &FileSource,
+    offset: u64,
+    len: usize,
+    mut hashing: Hashing,
+    last: bool,
+    digest: [u8; 32],
+) -> io::Result<(Bytes, Hashing)> {
+    hash_span(&src.file, &mut hashing, offset)?;
+    let chunk = read_chunk(src, offset, len)?;
+    hashing.hasher.update(&chunk);
+    hashing.pos += chunk.len() as u64;
+    if last {
+        hash_span(&src.file, &mut hashing, src.stamp.size)?;
+        let got: [u8; 32] = hashing.hasher.clone().finalize().into();
+        if got != digest {
+            return Err(io::Error::other(Mismatch));
+        }
+    }
+    Ok((chunk, hashing))
+}
+
+/// Read the whole file once, in order, hashing it and keeping the bytes of
+/// `ranges`: the bytes and the digest come from the same reads, so they agree
+/// whatever a writer does. Blocking.
+pub fn capture(file: &File, size: u64, ranges: &[ByteRange]) -> io::Result<([u8; 32], Pieces)> {
+    let mut pieces: Vec<Vec<u8>> = ranges
+        .iter()
+        .map(|r| Vec::with_capacity(r.len() as usize))
+        .collect();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    while pos < size {
+        let want = (size - pos).min(CHUNK as u64) as usize;
+        let n = file.read_at(&mut buf[..want], pos)?;
+        if n == 0 {
+            return Err(shrank());
+        }
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        let end = pos + n as u64; // exclusive
+        for (r, piece) in ranges.iter().zip(pieces.iter_mut()) {
+            let (from, to) = (r.start.max(pos), (r.end + 1).min(end));
+            if from < to {
+                piece.extend_from_slice(&chunk[(from - pos) as usize..(to - pos) as usize]);
+            }
+        }
+        pos = end;
+    }
+    let pieces = ranges
+        .iter()
+        .zip(pieces)
+        .map(|(r, p)| (r.start, Bytes::from(p)))
+        .collect();
+    Ok((hasher.finalize().into(), pieces))
+}
+
+/// A verified body's file did not hash to the announced digest.
+#[derive(Debug, thiserror::Error)]
+#[error("file changed under its stamp (its bytes are not those of the ETag)")]
+struct Mismatch;
+
 impl FileBody {
     /// The frame for a finished read: its bytes, or the error that aborts
     /// the response (nothing more is sent).
     fn finish_read(&mut self, result: ReadResult) -> Result<Frame<Bytes>, io::Error> {
-        let result = result.and_then(|chunk| self.verified(chunk));
         match result {
             Ok(chunk) => {
                 self.remaining -= chunk.len() as u64;
@@ -228,28 +347,6 @@ impl FileBody {
     }
 }
 
-impl FileBody {
-    /// `chunk`, after adding it to the running hash; the last chunk only if
-    /// the whole body hashes to the announced digest.
-    fn verified(&mut self, chunk: Bytes) -> ReadResult {
-        let Some((hasher, _)) = self.verifying.as_mut() else {
-            return Ok(chunk);
-        };
-        hasher.update(&chunk);
-        if self.remaining > chunk.len() as u64 {
-            return Ok(chunk);
-        }
-        let (hasher, verify) = self.verifying.take().expect("checked above");
-        if <[u8; 32]>::from(hasher.finalize()) == verify.digest {
-            return Ok(chunk);
-        }
-        (verify.on_mismatch)();
-        Err(io::Error::other(
-            "file changed under its stamp while being sent (bytes differ from the ETag)",
-        ))
-    }
-}
-
 impl http_body::Body for FileBody {
     type Data = Bytes;
     type Error = io::Error;
@@ -264,6 +361,17 @@ impl http_body::Body for FileBody {
                 let joined = ready!(Pin::new(task).poll(cx));
                 this.pending = None;
                 let result = joined.unwrap_or_else(|e| Err(io::Error::other(e)));
+                let result = result.map(|(chunk, hashing)| {
+                    if let (Some((slot, _)), Some(h)) = (this.verifying.as_mut(), hashing) {
+                        *slot = Some(h);
+                    }
+                    chunk
+                });
+                if let (Err(e), Some((_, verify))) = (&result, &this.verifying) {
+                    if e.get_ref().is_some_and(|inner| inner.is::<Mismatch>()) {
+                        (verify.on_mismatch)();
+                    }
+                }
                 return Poll::Ready(Some(this.finish_read(result)));
             }
             let Some(segment) = this.segments.pop_front() else {
@@ -282,6 +390,19 @@ impl http_body::Body for FileBody {
                         this.segments.push_front(Segment::Slice(rest));
                     }
                     let offset = range.start;
+                    if let (Some((hashing, verify)), Source::File(src)) =
+                        (this.verifying.as_mut(), &this.source)
+                    {
+                        // verified: every read goes through the pool, in order
+                        let last = !this.segments.iter().any(|s| matches!(s, Segment::Slice(_)));
+                        let hashing = hashing.take().expect("one read at a time");
+                        let (src, digest) = (src.clone(), verify.digest);
+                        this.pending = Some(tokio::task::spawn_blocking(move || {
+                            read_verified(&src, offset, len as usize, hashing, last, digest)
+                                .map(|(chunk, h)| (chunk, Some(h)))
+                        }));
+                        continue;
+                    }
                     if let Some(chunk) = this.source.held(offset, len) {
                         return Poll::Ready(Some(this.finish_read(Ok(chunk))));
                     }
@@ -293,7 +414,7 @@ impl http_body::Body for FileBody {
                         }
                         let src = src.clone();
                         this.pending = Some(tokio::task::spawn_blocking(move || {
-                            read_chunk(&src, offset, len as usize)
+                            read_chunk(&src, offset, len as usize).map(|c| (c, None))
                         }));
                     }
                 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
-use crate::body::{FileSource, Source, Verify};
+use crate::body::{self, FileSource, Source, Verify};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
 use crate::filestate::{FileState, FileStates};
@@ -27,7 +27,7 @@ use crate::quirks::transform::{self, QuirkMode, RANGESERVE_QUIRKS};
 use crate::quirks::{page, QuirkError, QuirkSet, Spec};
 use crate::render::{self, Rendered, Representation, ResponseCtx};
 use crate::rfc::conditional::{Conditions, Validators};
-use crate::rfc::range::{self, RangeSpec};
+use crate::rfc::range::{self, ByteRange, RangeSpec};
 
 /// How many times a file that changes while being hashed is re-opened and re-hashed.
 const HASH_ATTEMPTS: usize = 3;
@@ -400,7 +400,7 @@ async fn serve_file(
         }),
     };
     // A racy digest (see crate::hashcache) may not be of the bytes on disk:
-    // a 200 of the whole file checks its bytes against it as they go.
+    // every body is checked against it as it goes.
     let racy = file.racy_until.is_some();
     if let Some((mode, set)) = quirks {
         // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
@@ -430,7 +430,23 @@ async fn serve_file(
     };
     let mut plan = plan::decide(&facts, repr.length, &validators, app.config.max_ranges);
     if racy {
-        verify_whole(app, raw_path, &file, &plan, &mut repr);
+        match &plan {
+            ResponsePlan::Multipart(parts) if !parts.windows(2).all(|w| w[0].end < w[1].start) => {
+                // parts out of file order: read them all with one verified pass
+                if let Err(res) =
+                    capture_parts(app, raw_path, &file, parts, method, &mut repr).await
+                {
+                    return res;
+                }
+                if !matches!(repr.source, Source::Pieces(_)) {
+                    plan = ResponsePlan::Full {
+                        ignored: Some(plan::IgnoredRange::Unverifiable),
+                    };
+                }
+            }
+            _ => {}
+        }
+        verify_bodies(app, raw_path, &file, &mut repr);
     }
     if let ResponsePlan::Full { ignored: Some(why) } = &plan {
         if why.is_client_error() {
@@ -448,19 +464,53 @@ async fn serve_file(
     }
 }
 
-/// For a racy file: a 200 of the whole file has its bytes verified against
-/// the digest as they are sent, its last chunk withheld and the cached digest
-/// forgotten if they differ. (A range of a racy file is sent unverified: see
-/// README, "What an ETag guarantees".)
-fn verify_whole(
+/// Most bytes of parts out of file order that are read beforehand for one
+/// verified pass; larger requests of a racy file get the whole file instead.
+const CAPTURE_MAX: u64 = 16 * 1024 * 1024;
+
+/// Parts out of file order of a racy file: one pass over the whole file
+/// keeps their bytes and hashes it, and they are served from memory only if
+/// the file hashes to the digest announced (else 503, the digest forgotten).
+/// Over [`CAPTURE_MAX`] (or for HEAD) the source is left as it is.
+async fn capture_parts(
     app: &Arc<App>,
     key: &str,
     file: &Arc<FileState>,
-    plan: &ResponsePlan,
+    parts: &[ByteRange],
+    method: FileMethod,
     repr: &mut Representation,
-) {
-    match (plan, &mut repr.source) {
-        (ResponsePlan::Full { .. }, Source::File(src)) if repr.digest.is_some() => {
+) -> Result<(), Response> {
+    let total: u64 = parts.iter().map(ByteRange::len).sum();
+    let Source::File(src) = &repr.source else {
+        return Ok(());
+    };
+    if total > CAPTURE_MAX || method == FileMethod::Head || src.xor != 0 {
+        return Ok(());
+    }
+    let (handle, size, ranges) = (Arc::clone(&src.file), src.stamp.size, parts.to_vec());
+    let captured = tokio::task::spawn_blocking(move || body::capture(&handle, size, &ranges)).await;
+    match captured {
+        Ok(Ok((digest, pieces))) if digest == file.digest => {
+            repr.source = Source::Pieces(pieces.into());
+            Ok(())
+        }
+        Ok(Ok(_)) => {
+            tracing::warn!(path = %file.real.display(), "bytes changed under an unchanged stamp; forgetting its digest");
+            app.files.forget(key, file);
+            app.hashes.forget(&file.real);
+            Err(HttpError::Changing.into_response())
+        }
+        _ => Err(HttpError::Changing.into_response()),
+    }
+}
+
+/// For a racy file: the body (whole file, a range, or parts in file order)
+/// is verified as it is sent: the whole file is hashed in order alongside,
+/// the last chunk withheld and the cached digest forgotten if the file's
+/// bytes are not the digest's (see [`crate::body`]).
+fn verify_bodies(app: &Arc<App>, key: &str, file: &Arc<FileState>, repr: &mut Representation) {
+    match &mut repr.source {
+        Source::File(src) if repr.digest == Some(file.digest) => {
             let (app, key, state) = (Arc::clone(app), key.to_string(), Arc::clone(file));
             src.verify = Some(Verify {
                 digest: repr.digest.expect("checked"),

@@ -52,6 +52,10 @@ pub enum IgnoredRange {
     EmptyRepresentation,
     /// If-Range did not match (13.1.5): the representation changed.
     IfRangeMismatch,
+    /// Parts out of file order of a file whose digest is racy: only bytes
+    /// sent in file order can be verified as they go (14.2: a server MAY
+    /// ignore Range).
+    Unverifiable,
 }
 
 impl IgnoredRange {
