@@ -397,9 +397,13 @@ impl http_body::Body for FileBody {
                         let last = !this.segments.iter().any(|s| matches!(s, Segment::Slice(_)));
                         let hashing = hashing.take().expect("one read at a time");
                         let (src, digest) = (src.clone(), verify.digest);
-                        this.pending = Some(tokio::task::spawn_blocking(move || {
-                            read_verified(&src, offset, len as usize, hashing, last, digest)
-                                .map(|(chunk, h)| (chunk, Some(h)))
+                        // it may hash the whole file: off the blocking pool
+                        this.pending = Some(tokio::spawn(async move {
+                            crate::hashcache::on_hash_thread(move || {
+                                read_verified(&src, offset, len as usize, hashing, last, digest)
+                                    .map(|(chunk, h)| (chunk, Some(h)))
+                            })
+                            .await?
                         }));
                         continue;
                     }

@@ -79,6 +79,9 @@ pub struct Cli {
     /// Seconds after a file's last change during which its hash is not trusted on the stamp alone (whole-file bodies are then verified as sent). Default: the kernel's dirty-page writeback window + 1 s (36 s), which covers writers through shared mappings.
     #[arg(long, value_name = "SECS")]
     pub settle_window: Option<u64>,
+    /// Threads for blocking file work (opens, reads not in the page cache); default: one per CPU. Raise it for a slow disk.
+    #[arg(long, value_name = "N")]
+    pub io_threads: Option<usize>,
 }
 
 /// `65536`, `512k`, `8M`, `1G` (powers of 1024).

@@ -88,6 +88,20 @@ pub fn decode_path(raw: &str) -> Result<RequestPath, PathError> {
 #[derive(Debug, Clone)]
 pub struct Root {
     canonical: PathBuf,
+    /// An `O_PATH` descriptor of it, for `openat2(RESOLVE_BENEATH)`.
+    dir: Arc<File>,
+}
+
+/// What `openat2(RESOLVE_BENEATH)` found for a request path.
+enum Beneath {
+    /// A regular file: its `O_PATH` handle and metadata.
+    File(File, Metadata),
+    /// Anything else that exists (a directory, a FIFO...), or a path the
+    /// kernel would not resolve beneath the root by itself (an absolute
+    /// symlink, one that leaves and comes back): the slow path decides.
+    Other,
+    /// Nothing there.
+    Missing,
 }
 
 /// What a request path names inside the root.
@@ -111,7 +125,42 @@ impl Root {
                 "not a directory",
             ));
         }
-        Ok(Root { canonical })
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&canonical)?;
+        Ok(Root {
+            canonical,
+            dir: Arc::new(dir),
+        })
+    }
+
+    /// Open the request path with `O_PATH` and `RESOLVE_BENEATH`: the kernel
+    /// itself refuses any step (`..`, a symlink) that would leave the root,
+    /// in one call, with no window for a swap. Blocking.
+    fn open_beneath(&self, path: &RequestPath) -> Beneath {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        let rel: PathBuf = path.segments.iter().collect();
+        let opened = rustix::fs::openat2(
+            &*self.dir,
+            &rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        );
+        let handle = match opened {
+            Ok(fd) => File::from(fd),
+            Err(
+                rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::ACCESS,
+            ) => return Beneath::Missing,
+            // EXDEV (a step would leave the root), ENOSYS (no openat2), ...
+            Err(_) => return Beneath::Other,
+        };
+        match handle.metadata() {
+            Ok(m) if m.is_file() => Beneath::File(handle, m),
+            Ok(_) => Beneath::Other,
+            Err(_) => Beneath::Missing,
+        }
     }
 
     /// The canonical path of the root.
@@ -136,6 +185,26 @@ impl Root {
     /// `want` is the request's first range-spec, if any: a hint for what to
     /// read along with the open.
     pub fn resolve(&self, path: &RequestPath, want: Option<RangeSpec>) -> Resolved {
+        if !path.segments.is_empty() {
+            match self.open_beneath(path) {
+                Beneath::File(handle, meta) => {
+                    let mut joined = self.canonical.clone();
+                    joined.extend(&path.segments);
+                    return match OpenFile::from_handle(handle, meta, joined, want) {
+                        Ok(Some(f)) => Resolved::File(f),
+                        _ => Resolved::NotFound,
+                    };
+                }
+                Beneath::Missing => return Resolved::NotFound,
+                Beneath::Other => {}
+            }
+        }
+        self.resolve_canonical(path, want)
+    }
+
+    /// [`resolve`](Self::resolve) by canonicalizing (directories, absolute
+    /// symlinks that lead back inside, kernels without `openat2`).
+    fn resolve_canonical(&self, path: &RequestPath, want: Option<RangeSpec>) -> Resolved {
         let mut joined = self.canonical.clone();
         joined.extend(&path.segments);
         let Ok(real) = joined.canonicalize() else {
@@ -267,10 +336,26 @@ impl OpenFile {
     /// Open `path` if it is a regular file; `Ok(None)` otherwise, without
     /// ever opening anything else for reading (see the module docs).
     pub fn open(path: &Path, want: Option<RangeSpec>) -> io::Result<Option<OpenFile>> {
-        let Some(file) = open_regular(path)? else {
+        let handle = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = handle.metadata()?;
+        OpenFile::from_handle(handle, meta, path.to_path_buf(), want)
+    }
+
+    /// Open for reading the file behind an `O_PATH` `handle` whose metadata
+    /// is `checked`, if it is a regular file (see [`reopen_regular`]).
+    fn from_handle(
+        handle: File,
+        checked: Metadata,
+        path: PathBuf,
+        want: Option<RangeSpec>,
+    ) -> io::Result<Option<OpenFile>> {
+        let Some((file, meta)) = reopen_regular(&handle, &checked, &path)? else {
             return Ok(None);
         };
-        let meta = file.metadata()?;
+        drop(handle);
         let stamp = FileStamp::of(&meta);
         let mut digest = None;
         let prefetched = match prefetch_window(stamp.size, want) {
@@ -304,26 +389,26 @@ impl OpenFile {
             stamp,
             modified: meta.modified()?,
             file: Arc::new(file),
-            path: path.to_path_buf(),
+            path,
             prefetched,
             digest,
         }))
     }
 }
 
-/// Open `path` for reading only if it is a regular file. The path is opened
-/// with `O_PATH` first (no side effects on a FIFO or device: nothing is
-/// really opened), its type read from that descriptor, and only a regular
-/// file is reopened for reading through `/proc/self/fd/N`, which names that
-/// same inode: a FIFO renamed over the path in between cannot be reached.
-/// Where /proc is not mounted, the type check and the (non-blocking) open are
-/// two steps again, and a type check after the open catches most swaps.
-pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
-    let handle = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)?;
-    if !handle.metadata()?.is_file() {
+/// Reopen for reading the file behind the `O_PATH` `handle` (opened from
+/// `path`, with metadata `checked`) only if it is a regular file. `O_PATH`
+/// has no side effects on a FIFO or device (nothing is really opened), and
+/// `/proc/self/fd/N` names that same inode: a FIFO renamed over the path in
+/// between cannot be reached. Where /proc is not mounted, the type check and
+/// the (non-blocking) open of `path` are two steps again, and a type check
+/// after the open catches most swaps. Returns the file and its metadata.
+fn reopen_regular(
+    handle: &File,
+    checked: &Metadata,
+    path: &Path,
+) -> io::Result<Option<(File, Metadata)>> {
+    if !checked.is_file() {
         return Ok(None);
     }
     let file = match File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())) {
@@ -336,11 +421,10 @@ pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
     };
     // the same inode as checked (or, without /proc, still a regular file)
     let meta = file.metadata()?;
-    let checked = handle.metadata()?;
     if !meta.is_file() || meta.ino() != checked.ino() || meta.dev() != checked.dev() {
         return Ok(None);
     }
-    Ok(Some(file))
+    Ok(Some((file, meta)))
 }
 
 #[cfg(test)]

