@@ -12,6 +12,9 @@
 # ---------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
 WORKDIR /src
+# The image ships the binary without debug info: 4 MB instead of 27 MB (the
+# line tables Cargo.toml keeps for backtraces); function names stay.
+ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 
 # Dependencies first, against stub sources, so this layer (the slow part) is
 # rebuilt only when Cargo.toml or Cargo.lock change. Cargo refuses a manifest
