@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future as _;
 use std::io;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -219,15 +218,18 @@ fn shrank() -> io::Error {
 
 /// Read `len` bytes at `offset` and check the file is still the source's version.
 fn read_chunk(src: &FileSource, offset: u64, len: usize) -> ReadResult {
-    // seek + read_to_end fills the buffer's spare capacity without zeroing it
-    // first (a 256 KiB memset per chunk otherwise). Only this body moves the
-    // descriptor's position; the hasher uses positioned reads.
-    let mut file = &*src.file;
-    file.seek(SeekFrom::Start(offset))?;
+    // Positioned reads only: one descriptor serves every request for a file
+    // (the file-state cache), so nothing may move its position. pread into
+    // the buffer's spare capacity: no 256 KiB memset per chunk.
     let mut buf = Vec::with_capacity(len);
-    file.take(len as u64).read_to_end(&mut buf)?;
-    if buf.len() < len {
-        return Err(shrank());
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(&*src.file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(shrank()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     checked(src, buf)
 }

@@ -480,3 +480,42 @@ fn a_client_that_vanishes_mid_response_does_not_hurt_the_server() {
     let res = s.get("/big.bin", &[("Range", "bytes=-10")]);
     assert_eq!(res.body, &data[data.len() - 10..]);
 }
+
+/// Many clients downloading the same large file at once share its cached
+/// descriptor: every body, whole or ranged, is still byte-exact (reads are
+/// positioned; a shared file position would hand one client another's bytes).
+#[test]
+fn concurrent_downloads_of_one_file_are_byte_exact() {
+    let data = common::pattern(3 * 1024 * 1024 + 5);
+    let s = TestServer::with_files(&[("big.bin", &data)]);
+    let addr = s.addr;
+    let data = std::sync::Arc::new(data);
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let data = std::sync::Arc::clone(&data);
+            std::thread::spawn(move || {
+                let mut conn = Conn::new(addr);
+                for round in 0..4 {
+                    let start = (i * 97_531 + round * 13_579) % (data.len() / 2);
+                    let range = format!("bytes={start}-");
+                    let ranged = i % 2 == 1;
+                    let headers: Vec<(&str, &str)> = if ranged {
+                        vec![("Range", range.as_str())]
+                    } else {
+                        vec![]
+                    };
+                    conn.send("GET", "/big.bin", &headers);
+                    let res = conn.read_response(false);
+                    let want = if ranged { &data[start..] } else { &data[..] };
+                    assert!(
+                        res.body == want,
+                        "client {i} round {round}: body differs from the file"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
