@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -119,6 +119,8 @@ pub struct FileBody {
     /// The running hash of the file, when the body is verified (`None`
     /// inside while a read holds it).
     verifying: Option<(Option<Hashing>, Verify)>,
+    /// Held while the body lives: a verifying pass stops when it is gone.
+    interest: Arc<()>,
 }
 
 /// A read in flight: the chunk, and the running hash when verifying.
@@ -168,6 +170,7 @@ impl FileBody {
             remaining,
             pending: None,
             verifying,
+            interest: Arc::new(()),
         }
     }
 
@@ -247,10 +250,14 @@ fn checked(src: &FileSource, mut buf: Vec<u8>) -> ReadResult {
     Ok(Bytes::from(buf))
 }
 
-/// Add the file's bytes `from..to` to `hashing` (which must be at `from`).
-fn hash_span(file: &File, hashing: &mut Hashing, to: u64) -> io::Result<()> {
+/// Add the file's bytes `from..to` to `hashing` (which must be at `from`);
+/// stops when nobody holds `interest` any more.
+fn hash_span(file: &File, hashing: &mut Hashing, to: u64, interest: &Weak<()>) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     while hashing.pos < to {
+        if interest.strong_count() == 0 {
+            return Err(io::Error::other("nobody waits for this body any more"));
+        }
         let want = (to - hashing.pos).min(CHUNK as u64) as usize;
         let n = file.read_at(&mut buf[..want], hashing.pos)?;
         if n == 0 {
@@ -272,13 +279,14 @@ fn read_verified(
     mut hashing: Hashing,
     last: bool,
     digest: [u8; 32],
+    interest: &Weak<()>,
 ) -> io::Result<(Bytes, Hashing)> {
-    hash_span(&src.file, &mut hashing, offset)?;
+    hash_span(&src.file, &mut hashing, offset, interest)?;
     let chunk = read_chunk(src, offset, len)?;
     hashing.hasher.update(&chunk);
     hashing.pos += chunk.len() as u64;
     if last {
-        hash_span(&src.file, &mut hashing, src.stamp.size)?;
+        hash_span(&src.file, &mut hashing, src.stamp.size, interest)?;
         let got: [u8; 32] = hashing.hasher.clone().finalize().into();
         if got != digest {
             return Err(io::Error::other(Mismatch));
@@ -290,7 +298,12 @@ fn read_verified(
 /// Read the whole file once, in order, hashing it and keeping the bytes of
 /// `ranges`: the bytes and the digest come from the same reads, so they agree
 /// whatever a writer does. Blocking.
-pub fn capture(file: &File, size: u64, ranges: &[ByteRange]) -> io::Result<([u8; 32], Pieces)> {
+pub fn capture(
+    file: &File,
+    size: u64,
+    ranges: &[ByteRange],
+    interest: &Weak<()>,
+) -> io::Result<([u8; 32], Pieces)> {
     let mut pieces: Vec<Vec<u8>> = ranges
         .iter()
         .map(|r| Vec::with_capacity(r.len() as usize))
@@ -299,6 +312,9 @@ pub fn capture(file: &File, size: u64, ranges: &[ByteRange]) -> io::Result<([u8;
     let mut buf = vec![0u8; CHUNK];
     let mut pos = 0u64;
     while pos < size {
+        if interest.strong_count() == 0 {
+            return Err(io::Error::other("nobody waits for these parts any more"));
+        }
         let want = (size - pos).min(CHUNK as u64) as usize;
         let n = file.read_at(&mut buf[..want], pos)?;
         if n == 0 {
@@ -399,11 +415,20 @@ impl http_body::Body for FileBody {
                         let last = !this.segments.iter().any(|s| matches!(s, Segment::Slice(_)));
                         let hashing = hashing.take().expect("one read at a time");
                         let (src, digest) = (src.clone(), verify.digest);
+                        let interest = Arc::downgrade(&this.interest);
                         // it may hash the whole file: off the blocking pool
                         this.pending = Some(tokio::spawn(async move {
                             crate::hashcache::on_hash_thread(move || {
-                                read_verified(&src, offset, len as usize, hashing, last, digest)
-                                    .map(|(chunk, h)| (chunk, Some(h)))
+                                read_verified(
+                                    &src,
+                                    offset,
+                                    len as usize,
+                                    hashing,
+                                    last,
+                                    digest,
+                                    &interest,
+                                )
+                                .map(|(chunk, h)| (chunk, Some(h)))
                             })
                             .await?
                         }));

@@ -150,9 +150,16 @@ impl FileStates {
             inner.bytes -= old.state.held_bytes();
         }
         while inner.map.len() > self.max_entries || inner.bytes > self.max_bytes {
-            // Evict in batches of the oldest eighth: one scan per many inserts.
+            // Evict in batches of the oldest eighth: one scan per many inserts;
+            // never the whole map (the entry just inserted is the newest and
+            // stays: it alone fits the byte budget, or it was not inserted).
             let over = inner.map.len().saturating_sub(self.max_entries);
-            let batch = (self.max_entries / 8).max(over).max(1);
+            let batch = if over > 0 {
+                (self.max_entries / 8).max(over)
+            } else {
+                inner.map.len() / 8
+            };
+            let batch = batch.min(inner.map.len() - 1).max(1);
             let mut ages: Vec<u64> = inner.map.values().map(|e| e.last_used).collect();
             let cut = batch.min(ages.len()) - 1;
             let (_, &mut limit, _) = ages.select_nth_unstable(cut);
@@ -254,6 +261,15 @@ mod tests {
         assert!(n <= 4 && bytes <= 100, "{n} entries, {bytes} bytes");
         // the newest survives
         assert!(cache.get("/9").is_some());
+        // the byte budget evicts the oldest, never everything
+        let cache = FileStates::new(1000, 100);
+        for i in 0..20 {
+            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+            let (n, bytes) = cache.usage();
+            assert!(n >= 1 && bytes <= 100, "{n} entries, {bytes} bytes");
+        }
+        assert!(cache.usage().0 >= 5, "{:?}", cache.usage());
+        assert!(cache.get("/19").is_some());
         let cache = FileStates::new(100, 25);
         for i in 0..10 {
             cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));

@@ -269,10 +269,15 @@ async fn file_state(
     let hashed = loop {
         if let Some(digest) = file.digest {
             app.hashes.count_computed(file.stamp.size);
-            // of the very bytes held and served: nothing to settle
+            // Of the very bytes held and served: they always agree. Still, a
+            // read within the window may have seen a version that a writer
+            // replaced without moving the stamp: such an entry is read again
+            // once the window has passed (its bodies need no verifying).
+            let read_at = SystemTime::now() - Duration::from_secs(1);
+            let window = Some(app.hashes.window()).filter(|w| *w != Duration::MAX);
             break Hashed {
                 digest,
-                settled: true,
+                settled: crate::hashcache::settled(&file.stamp, read_at, window),
             };
         }
         match app.hashes.digest(&file.path, &file.file, file.stamp).await {
@@ -401,7 +406,7 @@ async fn serve_file(
     };
     // A racy digest (see crate::hashcache) may not be of the bytes on disk:
     // every body is checked against it as it goes.
-    let racy = file.racy_until.is_some();
+    let racy = file.racy_until.is_some() && file.prefetched.is_none();
     if let Some((mode, set)) = quirks {
         // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
         let key = display_path(path);
@@ -488,8 +493,13 @@ async fn capture_parts(
         return Ok(());
     }
     let (handle, size, ranges) = (Arc::clone(&src.file), src.stamp.size, parts.to_vec());
+    // held while this request waits: the pass stops if the client leaves
+    let interest = Arc::new(());
+    let watch = Arc::downgrade(&interest);
     let captured =
-        crate::hashcache::on_hash_thread(move || body::capture(&handle, size, &ranges)).await;
+        crate::hashcache::on_hash_thread(move || body::capture(&handle, size, &ranges, &watch))
+            .await;
+    drop(interest);
     match captured {
         Ok(Ok((digest, pieces))) if digest == file.digest => {
             repr.source = Source::Pieces(pieces.into());

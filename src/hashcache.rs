@@ -367,7 +367,8 @@ impl HashCache {
             p.wake.notified().await;
             tokio::time::sleep(every).await;
             let cache = Arc::clone(&self);
-            let _ = tokio::task::spawn_blocking(move || cache.flush()).await;
+            // its prune stats every entry: off the (small) blocking pool
+            let _ = on_hash_thread(move || cache.flush()).await;
         }
     }
 

@@ -64,6 +64,29 @@ pub enum StartError {
     },
 }
 
+/// The open-file cache holds a descriptor per entry: at most a quarter of
+/// the process's soft `RLIMIT_NOFILE`, so connections and cold opens never
+/// run out (read from /proc/self/limits; unknown: as asked).
+fn descriptor_budget(asked: usize) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    match soft {
+        Some(soft) if asked > soft / 4 => {
+            tracing::warn!(
+                asked,
+                soft_limit = soft,
+                "--open-file-cache lowered to a quarter of the open-file limit"
+            );
+            soft / 4
+        }
+        _ => asked,
+    }
+}
+
 /// A bound server, not yet serving.
 pub struct Server {
     listener: TcpListener,
@@ -99,7 +122,10 @@ impl Server {
             config.quirks.iter().for_each(|q| global.add(*q));
             QuirkMode::new(global, config.seed, config.stall_limit)
         });
-        let (open_file_cache, small_file_cache) = (config.open_file_cache, config.small_file_cache);
+        let (open_file_cache, small_file_cache) = (
+            descriptor_budget(config.open_file_cache),
+            config.small_file_cache,
+        );
         let app = Arc::new(App {
             root,
             config,
