@@ -26,8 +26,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use bytes::Bytes;
-
 use crate::fs::{FileStamp, Prefetched};
 use crate::hashcache::Digest;
 use crate::render::Rendered;
@@ -197,15 +195,6 @@ impl FileStates {
     }
 }
 
-/// The bytes of a state, if it holds the whole file.
-pub fn whole(state: &FileState) -> Option<&Bytes> {
-    state
-        .prefetched
-        .as_ref()
-        .filter(|p| p.offset == 0 && p.bytes.len() as u64 == state.stamp.size)
-        .map(|p| &p.bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +219,7 @@ mod tests {
             )),
             prefetched: Some(Prefetched {
                 offset: 0,
-                bytes: Bytes::from(vec![7u8; len]),
+                bytes: bytes::Bytes::from(vec![7u8; len]),
             }),
             file: Arc::new(file),
         }

@@ -363,12 +363,12 @@ impl OpenFile {
                 let mut buf = vec![0u8; len as usize];
                 file.read_exact_at(&mut buf, offset)?;
                 if offset == 0 && len == stamp.size {
-                    // a small file read whole: it is served from this buffer,
-                    // so its digest is of these very bytes, whatever the stamp says
+                    // A small file read whole: it is served from this buffer
+                    // (whose length the headers announce), so its digest is of
+                    // these very bytes whatever a writer did meanwhile; no
+                    // stamp check is needed after the read.
                     digest = Some(Sha256::digest(&buf).into());
-                    let now = FileStamp::of(&file.metadata()?);
-                    // only its length must still agree (the headers announce it)
-                    (now.size == stamp.size).then(|| Prefetched {
+                    Some(Prefetched {
                         offset,
                         bytes: Bytes::from(buf),
                     })
@@ -382,9 +382,6 @@ impl OpenFile {
             }
             None => None,
         };
-        if prefetched.is_none() {
-            digest = None;
-        }
         Ok(Some(OpenFile {
             stamp,
             modified: meta.modified()?,
