@@ -88,6 +88,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Serve and list hidden entries (names starting with `.`; default off:
+    /// only `/.well-known/` is served).
+    pub fn hidden(mut self, on: bool) -> Self {
+        self.config.hidden = on;
+        self
+    }
+
+    /// Follow symlinks that lead outside the root (default off; unsafe).
+    pub fn follow_symlinks(mut self, on: bool) -> Self {
+        self.config.follow_symlinks = on;
+        self
+    }
+
     /// HTML listings for directories without index.html (default on).
     pub fn listing(mut self, on: bool) -> Self {
         self.config.listing = on;

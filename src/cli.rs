@@ -31,6 +31,12 @@ pub struct Cli {
     /// Answer 404 for directories without index.html instead of listing them.
     #[arg(long)]
     pub no_listing: bool,
+    /// Also serve and list hidden files and directories (names starting with '.', such as .git/ and .env); by default only /.well-known/ is served.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Follow symlinks that lead outside the served directory. Unsafe: anything this process can read becomes reachable through such a link.
+    #[arg(long)]
+    pub follow_symlinks: bool,
     /// Log only warnings and errors (no per-request lines).
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -103,6 +109,8 @@ impl Cli {
             bind: bind_address(&self.bind)?,
             port: self.port,
             listing: !self.no_listing,
+            hidden: self.hidden,
+            follow_symlinks: self.follow_symlinks,
             max_ranges: usize::from(self.max_ranges),
             cache_control: self.cache_control.clone(),
             etag_cache: self.etag_cache.clone(),

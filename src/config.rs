@@ -17,6 +17,11 @@ pub struct Config {
     pub port: u16,
     /// Whether directories without index.html get an HTML listing.
     pub listing: bool,
+    /// Serve and list hidden entries (names starting with `.`); by default
+    /// only `/.well-known/` is.
+    pub hidden: bool,
+    /// Follow symlinks that lead outside the root (unsafe).
+    pub follow_symlinks: bool,
     /// Ranges allowed after coalescing; more and the Range header is ignored.
     pub max_ranges: usize,
     /// The Cache-Control value of file responses.
@@ -71,6 +76,8 @@ impl Default for Config {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
             listing: true,
+            hidden: false,
+            follow_symlinks: false,
             max_ranges: 64,
             cache_control: DEFAULT_CACHE_CONTROL.to_string(),
             etag_cache: None,

@@ -11,15 +11,21 @@
 //! `/proc/self/fd/N`: the same inode, so a FIFO or device swapped in at the
 //! last moment is never opened, not even for an instant.
 //!
+//! What is visible is a policy ([`Access`]): by default names starting with
+//! `.` (`.git/`, `.env`) are neither served nor listed, at any depth, except
+//! `/.well-known/`; and a symlink is followed only while it stays inside the
+//! root. Both rules apply to the path asked for and to the real path it
+//! resolves to, so a visible symlink cannot lead to a hidden file.
+//!
 //! A small file (up to [`SMALL_MAX`]) is read whole with the open and hashed
 //! from that one buffer, so its bytes and its digest are consistent by
 //! construction, whatever a writer does meanwhile.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,12 +90,47 @@ pub fn decode_path(raw: &str) -> Result<RequestPath, PathError> {
     })
 }
 
+impl RequestPath {
+    /// Whether a segment names a hidden entry (see [`is_hidden`]).
+    pub fn is_hidden(&self) -> bool {
+        self.segments
+            .iter()
+            .enumerate()
+            .any(|(i, seg)| is_hidden(seg, i == 0))
+    }
+}
+
+/// Whether an entry called `name` is hidden: its name starts with `.`, except
+/// `.well-known` directly under the root (RFC 8615: it exists to be served).
+/// `at_top`: the entry is directly under the root. Pure.
+pub fn is_hidden(name: &OsStr, at_top: bool) -> bool {
+    name.as_bytes().first() == Some(&b'.') && !(at_top && name == ".well-known")
+}
+
+/// Whether any component of `rel` (a path relative to the root) is hidden.
+pub fn has_hidden_component(rel: &Path) -> bool {
+    rel.components()
+        .enumerate()
+        .any(|(i, c)| is_hidden(c.as_os_str(), i == 0))
+}
+
+/// What the server may show of the tree under its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Access {
+    /// Serve and list hidden entries (names starting with `.`) too.
+    pub hidden: bool,
+    /// Follow symlinks that lead outside the root (unsafe: anything the
+    /// process can read becomes reachable through such a link).
+    pub follow_symlinks: bool,
+}
+
 /// The served directory.
 #[derive(Debug, Clone)]
 pub struct Root {
     canonical: PathBuf,
     /// An `O_PATH` descriptor of it, for `openat2(RESOLVE_BENEATH)`.
     dir: Arc<File>,
+    access: Access,
 }
 
 /// What `openat2(RESOLVE_BENEATH)` found for a request path.
@@ -116,8 +157,14 @@ pub enum Resolved {
 }
 
 impl Root {
-    /// Canonicalize `dir`, which must be an existing directory.
+    /// Canonicalize `dir`, which must be an existing directory; the default
+    /// [`Access`] (no hidden entries, symlinks confined).
     pub fn new(dir: &Path) -> io::Result<Root> {
+        Root::with_access(dir, Access::default())
+    }
+
+    /// [`Root::new`] with the given visibility policy.
+    pub fn with_access(dir: &Path, access: Access) -> io::Result<Root> {
         let canonical = dir.canonicalize()?;
         if !canonical.is_dir() {
             return Err(io::Error::new(
@@ -132,21 +179,44 @@ impl Root {
         Ok(Root {
             canonical,
             dir: Arc::new(dir),
+            access,
         })
+    }
+
+    /// The visibility policy.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Whether an entry at `real` (a canonical path) may be served or
+    /// listed: inside the root (or anywhere with `follow_symlinks`), and not
+    /// hidden below the root unless `hidden`.
+    pub fn admits(&self, real: &Path) -> bool {
+        match real.strip_prefix(&self.canonical) {
+            Ok(rel) => self.access.hidden || !has_hidden_component(rel),
+            Err(_) => self.access.follow_symlinks,
+        }
     }
 
     /// Open the request path with `O_PATH` and `RESOLVE_BENEATH`: the kernel
     /// itself refuses any step (`..`, a symlink) that would leave the root,
-    /// in one call, with no window for a swap. Blocking.
+    /// in one call, with no window for a swap. Unless hidden entries are
+    /// served, symlinks are not followed here either (`ELOOP`): the slow path
+    /// checks where they lead. Blocking.
     fn open_beneath(&self, path: &RequestPath) -> Beneath {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
         let rel: PathBuf = path.segments.iter().collect();
+        let mut how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+        if !self.access.hidden {
+            // the real path is then the requested one, already checked
+            how |= ResolveFlags::NO_SYMLINKS;
+        }
         let opened = rustix::fs::openat2(
             &*self.dir,
             &rel,
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+            how,
         );
         let handle = match opened {
             Ok(fd) => File::from(fd),
@@ -175,7 +245,7 @@ impl Root {
     fn still_inside(&self, file: &File) -> bool {
         let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         match std::fs::read_link(fd_path) {
-            Ok(real) => real.starts_with(&self.canonical),
+            Ok(real) => self.admits(&real),
             Err(e) => e.kind() == io::ErrorKind::NotFound,
         }
     }
@@ -185,6 +255,9 @@ impl Root {
     /// `want` is the request's first range-spec, if any: a hint for what to
     /// read along with the open.
     pub fn resolve(&self, path: &RequestPath, want: Option<RangeSpec>) -> Resolved {
+        if !self.access.hidden && path.is_hidden() {
+            return Resolved::NotFound;
+        }
         if !path.segments.is_empty() {
             match self.open_beneath(path) {
                 Beneath::File(handle, meta) => {
@@ -210,7 +283,7 @@ impl Root {
         let Ok(real) = joined.canonicalize() else {
             return Resolved::NotFound;
         };
-        if !real.starts_with(&self.canonical) {
+        if !self.admits(&real) {
             return Resolved::NotFound;
         }
         match std::fs::metadata(&real) {
@@ -237,7 +310,7 @@ impl Root {
     /// leads out while a walk is under way yields `None`. Blocking.
     pub fn open_walked(&self, path: &Path) -> Option<OpenFile> {
         let real = path.canonicalize().ok()?;
-        if !real.starts_with(&self.canonical) {
+        if !self.admits(&real) {
             return None;
         }
         self.open_inside(&real, None)
@@ -449,6 +522,60 @@ mod tests {
         assert!(root.still_inside(&inside));
         // what a symlink swapped in after canonicalize() would have opened
         assert!(!root.still_inside(&outside));
+    }
+
+    #[test]
+    fn hidden_table() {
+        // (request path, hidden) -- issue 13: dot-names at any depth, except
+        // /.well-known/ at the top (RFC 8615 section 3)
+        #[rustfmt::skip]
+        let rows: &[(&str, bool)] = &[
+            ("/a.txt", false),
+            ("/.env", true),
+            ("/.git/config", true),
+            ("/sub/.htpasswd", true),
+            ("/sub/.git/", true),
+            ("/%2Egit/config", true),
+            ("/a./b", false),
+            ("/.well-known/security.txt", false),
+            ("/.well-known/.secret", true),
+            ("/sub/.well-known/x", true),
+            ("/./a.txt", false),
+            ("/", false),
+        ];
+        for (raw, hidden) in rows {
+            assert_eq!(decode_path(raw).unwrap().is_hidden(), *hidden, "{raw}");
+        }
+        assert!(has_hidden_component(Path::new("a/.b/c")));
+        assert!(!has_hidden_component(Path::new(".well-known/c")));
+        assert!(has_hidden_component(Path::new("x/.well-known/c")));
+    }
+
+    #[test]
+    fn admits_follows_the_access_policy() {
+        let outer = tempfile::tempdir().unwrap();
+        let dir = outer.path().join("root");
+        std::fs::create_dir(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let strict = Root::new(&dir).unwrap();
+        let open = Root::with_access(
+            &dir,
+            Access {
+                hidden: true,
+                follow_symlinks: true,
+            },
+        )
+        .unwrap();
+        let outside = outer.path().canonicalize().unwrap().join("x");
+        for (path, strict_ok, open_ok) in [
+            (dir.join("a"), true, true),
+            (dir.join(".git/config"), false, true),
+            (dir.join(".well-known/a"), true, true),
+            (outside, false, true),
+        ] {
+            assert_eq!(strict.admits(&path), strict_ok, "{path:?}");
+            assert_eq!(open.admits(&path), open_ok, "{path:?}");
+        }
     }
 
     #[test]

@@ -108,9 +108,9 @@ async fn quirks_page(app: &Arc<App>, mode: &QuirkMode, req: &Parts) -> Response 
     if wants_json {
         return ([(CONTENT_TYPE, "application/json")], page::json(&global)).into_response();
     }
-    let root = app.root.path().to_path_buf();
+    let root = app.root.clone();
     let files: Vec<OsString> = tokio::task::spawn_blocking(move || {
-        listing::read_entries(&root, &root)
+        listing::read_entries(root.path(), &root)
             .map(|entries| {
                 entries
                     .into_iter()
@@ -146,9 +146,13 @@ async fn serve(
         _ => return HttpError::MethodNotAllowed.into_response(),
     };
     let path = match decode_path(raw_path) {
+        Ok(p) if !app.config.hidden && p.is_hidden() => {
+            tracing::info!(path = %Clipped(raw_path), reason = "hidden entry", "refused path");
+            return HttpError::NotFound.into_response();
+        }
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(path = raw_path, reason = %e, "refused path");
+            tracing::warn!(path = %Clipped(raw_path), reason = %e, "refused path");
             return HttpError::NotFound.into_response();
         }
     };
@@ -220,7 +224,7 @@ async fn serve_dir(
     if !app.config.listing {
         return HttpError::NotFound.into_response();
     }
-    let root = app.root.path().to_path_buf();
+    let root = app.root.clone();
     let entries =
         match tokio::task::spawn_blocking(move || listing::read_entries(&dir, &root)).await {
             Ok(Ok(entries)) => entries,
@@ -244,6 +248,24 @@ async fn serve_dir(
         body,
     )
         .into_response()
+}
+
+/// Request data in a log line, cut to a readable length: a client can send
+/// a 64 KiB path, and the log must not repeat it.
+pub struct Clipped<'a>(pub &'a str);
+
+impl std::fmt::Display for Clipped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MAX: usize = 200;
+        if self.0.len() <= MAX {
+            return f.write_str(self.0);
+        }
+        let mut end = MAX;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}... ({} bytes)", &self.0[..end], self.0.len())
+    }
 }
 
 /// The decoded URL path of a directory, for display.

@@ -8,6 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
 
+use crate::fs::Root;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 /// One listed entry.
@@ -24,17 +26,22 @@ pub struct Entry {
 }
 
 /// Read `dir`'s entries that would be served: regular files and directories
-/// (after following symlinks) whose real path stays under `root`. Sorted:
+/// (after following symlinks) that `root` admits (see [`Root::admits`]: not
+/// hidden, inside the root, unless its policy says otherwise). Sorted:
 /// directories first, then by name. Blocking.
-pub fn read_entries(dir: &Path, root: &Path) -> io::Result<Vec<Entry>> {
+pub fn read_entries(dir: &Path, root: &Root) -> io::Result<Vec<Entry>> {
     let mut entries = Vec::new();
+    let at_top = dir == root.path();
     for item in std::fs::read_dir(dir)? {
         let item = item?;
+        if !root.access().hidden && crate::fs::is_hidden(&item.file_name(), at_top) {
+            continue;
+        }
         let path = item.path();
         let (Ok(real), Ok(meta)) = (path.canonicalize(), std::fs::metadata(&path)) else {
             continue; // dangling symlink, or vanished since read_dir
         };
-        if !real.starts_with(root) || !(meta.is_file() || meta.is_dir()) {
+        if !root.admits(&real) || !(meta.is_file() || meta.is_dir()) {
             continue;
         }
         entries.push(Entry {

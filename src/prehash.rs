@@ -5,7 +5,7 @@
 //! or joins the prehash's computation if it is that file's turn.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +23,8 @@ use crate::listing::human_size;
 /// same confinement as a request ([`Root::open_walked`]), so a directory
 /// swapped for a symlink mid-walk leads nowhere outside the root.
 pub async fn run(root: Root, hashes: Arc<HashCache>) {
-    let dir = root.path().to_path_buf();
-    let files = match tokio::task::spawn_blocking(move || walk(&dir)).await {
+    let walked = root.clone();
+    let files = match tokio::task::spawn_blocking(move || walk(&walked)).await {
         Ok(files) => files,
         Err(_) => return,
     };
@@ -75,14 +75,20 @@ pub async fn run(root: Root, hashes: Arc<HashCache>) {
     progress.report(&hashes, tty, true);
 }
 
-fn walk(root: &Path) -> Vec<(PathBuf, u64)> {
+/// Every regular file under the root that a request could reach (hidden
+/// entries only if the root's policy serves them), without following symlinks.
+fn walk(root: &Root) -> Vec<(PathBuf, u64)> {
     let mut out = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
+    let mut dirs = vec![root.path().to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
+        let at_top = dir == root.path();
         for entry in entries.flatten() {
+            if !root.access().hidden && crate::fs::is_hidden(&entry.file_name(), at_top) {
+                continue;
+            }
             let Ok(meta) = entry.metadata() else { continue }; // does not follow symlinks
             if meta.is_dir() {
                 dirs.push(entry.path());

@@ -97,7 +97,11 @@ pub struct Server {
 impl Server {
     /// Check the root and bind the listener.
     pub async fn bind(config: Config) -> Result<Server, StartError> {
-        let root = Root::new(&config.root).map_err(|source| StartError::Root {
+        let access = crate::fs::Access {
+            hidden: config.hidden,
+            follow_symlinks: config.follow_symlinks,
+        };
+        let root = Root::with_access(&config.root, access).map_err(|source| StartError::Root {
             path: config.root.clone(),
             source,
         })?;
