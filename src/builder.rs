@@ -101,6 +101,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Connection and request limits (see [`crate::config::Limits`] for the defaults).
+    pub fn limits(mut self, limits: crate::config::Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// How access lines are written (text by default).
+    pub fn log_format(mut self, format: crate::config::LogFormat) -> Self {
+        self.config.log_format = format;
+        self
+    }
+
     /// HTML listings for directories without index.html (default on).
     pub fn listing(mut self, on: bool) -> Self {
         self.config.listing = on;

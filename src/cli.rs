@@ -7,7 +7,7 @@ use clap::Parser;
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, Limits, LogFormat};
 use crate::quirks::{QuirkError, Spec};
 
 /// rangeserve: an HTTP file server that gets byte ranges exactly right.
@@ -85,6 +85,30 @@ pub struct Cli {
     /// Seconds after a file's last change during which its hash is not trusted on the stamp alone (whole-file bodies are then verified as sent). Default: the kernel's dirty-page writeback window + 1 s (36 s), which covers writers through shared mappings.
     #[arg(long, value_name = "SECS")]
     pub settle_window: Option<u64>,
+    /// Connections served at once; more wait in the listen backlog until one ends.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: usize,
+    /// Longest request line plus header fields (431 beyond), e.g. 64k; at least 8k.
+    #[arg(long, value_name = "BYTES", default_value = "64k", value_parser = parse_size)]
+    pub max_header_bytes: u64,
+    /// Most header field lines in a request (431 beyond).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_headers)]
+    pub max_headers: usize,
+    /// Longest request target (414 beyond), e.g. 8k.
+    #[arg(long, value_name = "BYTES", default_value = "8k", value_parser = parse_size)]
+    pub max_uri_bytes: u64,
+    /// Seconds a keep-alive connection may wait for its next request before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().timeouts.idle.as_secs())]
+    pub idle_timeout: u64,
+    /// Seconds a client may take to send a request's head once it has begun (a client trickling headers is dropped).
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().timeouts.header.as_secs())]
+    pub header_timeout: u64,
+    /// Seconds a response may wait for a client that stopped reading before the connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().timeouts.send.as_secs())]
+    pub send_timeout: u64,
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Threads for blocking file work (opens, reads not in the page cache); default: one per CPU. Raise it for a slow disk.
     #[arg(long, value_name = "N")]
     pub io_threads: Option<usize>,
@@ -124,6 +148,18 @@ impl Cli {
             small_file_cache: self.small_file_cache,
             hash_cache: usize::try_from(self.hash_cache).unwrap_or(usize::MAX),
             settle_window: self.settle_window.map(Duration::from_secs),
+            limits: Limits {
+                max_connections: self.max_connections,
+                max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
+                max_headers: self.max_headers,
+                max_uri_bytes: usize::try_from(self.max_uri_bytes).unwrap_or(usize::MAX),
+                timeouts: crate::conn::Timeouts {
+                    idle: Duration::from_secs(self.idle_timeout),
+                    header: Duration::from_secs(self.header_timeout),
+                    send: Duration::from_secs(self.send_timeout),
+                },
+            },
+            log_format: self.log_format,
         })
     }
 }

@@ -49,6 +49,10 @@ pub struct Config {
     /// File versions whose content hash is kept (in memory, and in
     /// `etag_cache` if set).
     pub hash_cache: usize,
+    /// Connection and request limits.
+    pub limits: Limits,
+    /// How access lines are written.
+    pub log_format: LogFormat,
     /// How long after a file's last change a hash of it stays racy (see
     /// [`crate::hashcache`]); `None`: the kernel's writeback window + 1 s.
     pub settle_window: Option<Duration>,
@@ -91,6 +95,50 @@ impl Default for Config {
             small_file_cache: crate::filestate::DEFAULT_MAX_BYTES,
             hash_cache: crate::hashcache::DEFAULT_MAX_ENTRIES,
             settle_window: None,
+            limits: Limits::default(),
+            log_format: LogFormat::Text,
         }
     }
+}
+
+/// Limits on what one client may hold or send; each has an answer (431, 414,
+/// a closed connection) rather than an unbounded cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Request line plus header fields, in bytes (431 beyond; at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// Header field lines per request (431 beyond).
+    pub max_headers: usize,
+    /// Request target length in bytes (414 beyond).
+    pub max_uri_bytes: usize,
+    /// The idle, header and send time limits of a connection.
+    pub timeouts: crate::conn::Timeouts,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
+            timeouts: crate::conn::Timeouts {
+                idle: Duration::from_secs(60),
+                header: Duration::from_secs(10),
+                send: Duration::from_secs(30),
+            },
+        }
+    }
+}
+
+/// The shape of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (field names in README).
+    Json,
 }

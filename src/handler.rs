@@ -52,6 +52,11 @@ pub struct App {
 pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response {
     // only the head matters: GET and HEAD bodies are ignored
     let (req, _body) = req.into_parts();
+    // debug builds only: proves a handler panic is contained (tests/hardening.rs)
+    #[cfg(debug_assertions)]
+    if req.uri.path() == "/_rangeserve/debug/panic" {
+        panic!("test hook: /_rangeserve/debug/panic");
+    }
     let Some(mode) = &app.quirks else {
         return serve(&app, &req, "", req.uri.path(), None).await;
     };

@@ -34,10 +34,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 pub mod body;
 pub mod builder;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod filestate;
 pub mod fs;

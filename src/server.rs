@@ -5,11 +5,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::convert::Infallible;
 
-use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -20,20 +19,19 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::BoxError;
-use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::access::{self, ConnInfo};
 use crate::config::Config;
+use crate::conn::{Activity, TimedIo};
 use crate::filestate::FileStates;
 use crate::fs::Root;
-use crate::handler::{self, App};
+use crate::handler::App;
 use crate::hashcache::HashCache;
-use crate::quirks::transform::{hide_head_length, QuirkMode};
+use crate::quirks::transform::QuirkMode;
 use crate::quirks::QuirkSet;
 
-/// Longest a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Request line plus headers above this size get 431 (hyper's minimum is 8 KiB).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// hyper's smallest read buffer.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 /// Why a server could not start. Each says what to fix in one line.
 #[derive(Debug, thiserror::Error)]
@@ -174,30 +172,57 @@ impl Server {
                 Arc::clone(&hashes),
             ))
         });
+        let limits = self.app.config.limits;
+        // Beyond the cap, connections wait in the kernel's listen backlog:
+        // nothing is accepted (no task, no buffer) until one ends.
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+        let mut accept_failing = false;
         loop {
+            let slot = tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
+                () = &mut shutdown => break,
+            };
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
-                        // e.g. EMFILE: back off instead of spinning
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // EMFILE and the like: back off instead of spinning,
+                        // say so once per episode
+                        if !accept_failing {
+                            tracing::error!(error = %e, "accept failed; retrying every 100 ms");
+                            accept_failing = true;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 },
                 () = &mut shutdown => break,
             };
+            if accept_failing {
+                tracing::warn!("accepting connections again");
+                accept_failing = false;
+            }
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(service(Arc::clone(&self.app)));
+            let info = ConnInfo {
+                peer,
+                activity: Arc::new(Activity::default()),
+            };
+            let io = TimedIo::new(stream, limits.timeouts, Arc::clone(&info.activity));
+            let service = TowerToHyperService::new(service(Arc::clone(&self.app), info));
+            let header_bytes = limits.max_header_bytes.max(MIN_HEADER_BYTES);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                // TimedIo enforces the idle and header limits (hyper's timer
+                // would count idle keep-alive time as header time)
+                .header_read_timeout(None)
                 .title_case_headers(true)
-                .max_buf_size(MAX_HEADER_BYTES)
-                .max_header_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
+                .max_buf_size(header_bytes)
+                .max_header_size(header_bytes)
+                .max_headers(limits.max_headers)
+                .serve_connection(TokioIo::new(io), service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
+                let _slot = slot;
                 match conn.await {
                     Ok(()) => {}
                     // hyper has answered 400 or 431 and closed: say so
@@ -205,10 +230,21 @@ impl Server {
                         tracing::warn!(%peer, error = %e, "malformed request");
                     }
                     Err(e) if e.is_timeout() => {
-                        tracing::info!(%peer, "request headers not received in time; closed");
+                        tracing::info!(%peer, "connection timed out; closed");
                     }
-                    // resets, aborted bodies (already logged where they happen)
-                    Err(e) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+                    Err(e) => {
+                        // TimedIo's limits surface as I/O errors
+                        let timed_out = std::error::Error::source(&e)
+                            .and_then(|s| s.downcast_ref::<io::Error>())
+                            .filter(|io| io.kind() == io::ErrorKind::TimedOut);
+                        match timed_out {
+                            Some(io) => tracing::info!(%peer, reason = %io, "connection closed"),
+                            // resets, aborted bodies (already logged where they happen)
+                            None => {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error")
+                            }
+                        }
+                    }
                 }
             });
         }
@@ -278,10 +314,11 @@ impl Drop for ServerHandle {
     }
 }
 
-/// The service of one connection: the handler, with an access log, panic
-/// containment (a 500, the process stays up) and the quirks' last touch.
+/// The service of one connection: the request frame of [`crate::access`]
+/// (message rules, panic containment, access log) around the handler.
 pub fn service(
     app: Arc<App>,
+    conn: ConnInfo,
 ) -> impl tower::Service<
     Request<Incoming>,
     Response = Response<impl http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>,
@@ -290,35 +327,9 @@ pub fn service(
 > + Clone
        + Send
        + 'static {
-    tower::ServiceBuilder::new()
-        .layer(CatchPanicLayer::new())
-        .map_response(hide_head_length)
-        .service_fn(move |req: Request<Incoming>| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(access_log(app, req).await) }
-        })
-}
-
-/// One log line per request: method, target, Range, status, time to
-/// headers. Nothing is gathered when the line would not be written.
-async fn access_log(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    if !tracing::enabled!(target: "rangeserve::access", tracing::Level::INFO) {
-        return handler::handle(app, req).await;
-    }
-    let start = Instant::now();
-    let method = req.method().clone();
-    let target = req.uri().clone();
-    let range = req
-        .headers()
-        .get(axum::http::header::RANGE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let res = handler::handle(app, req).await;
-    tracing::info!(
-        target: "rangeserve::access",
-        "{method} {target} {} range={} {:?}",
-        res.status().as_u16(),
-        range.as_deref().unwrap_or("-"),
-        start.elapsed()
-    );
-    res
+    tower::service_fn(move |req: Request<Incoming>| {
+        let app = Arc::clone(&app);
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(access::serve(app, &conn, req).await) }
+    })
 }

@@ -157,3 +157,259 @@ fn prehash_skips_hidden_files() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(s.hashes.computed(), 1, "only visible.bin is hashed");
 }
+
+/// Send raw bytes on a fresh connection and read until the server closes it.
+fn exchange(s: &TestServer, bytes: &[u8]) -> String {
+    let mut conn = s.connect();
+    conn.send_raw(bytes);
+    String::from_utf8_lossy(&conn.read_to_end()).into_owned()
+}
+
+#[test]
+fn host_rules_of_rfc_9112_section_3_2() {
+    let s = TestServer::fixtures();
+    // each is answered 400 and the connection closes: the second request on
+    // the same connection is never answered
+    for (what, head) in [
+        ("no Host", "GET /hello.txt HTTP/1.1\r\n"),
+        (
+            "two Host lines",
+            "GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: a\r\n",
+        ),
+        ("space in Host", "GET /hello.txt HTTP/1.1\r\nHost: a b\r\n"),
+        (
+            "userinfo in Host",
+            "GET /hello.txt HTTP/1.1\r\nHost: u@a\r\n",
+        ),
+        ("bad port", "GET /hello.txt HTTP/1.1\r\nHost: a:8o\r\n"),
+        ("path in Host", "GET /hello.txt HTTP/1.1\r\nHost: a/b\r\n"),
+    ] {
+        let req = format!("{head}\r\nGET /hello.txt HTTP/1.1\r\nHost: a\r\n\r\n");
+        let got = exchange(&s, req.as_bytes());
+        assert!(
+            got.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{what}: {got:?}"
+        );
+        assert!(got.contains("\r\nConnection: close\r\n"), "{what}: {got:?}");
+        assert!(
+            got.ends_with("\r\n\r\n400 Bad Request\n"),
+            "{what}: {got:?}"
+        );
+        assert_eq!(got.matches("HTTP/1.1 ").count(), 1, "{what}: {got:?}");
+    }
+    // legal: HTTP/1.0 without Host, an empty Host, IPv6 literal, absolute form
+    for (what, head) in [
+        ("HTTP/1.0 without Host", "GET /hello.txt HTTP/1.0\r\n"),
+        (
+            "empty Host",
+            "GET /hello.txt HTTP/1.1\r\nHost:\r\nConnection: close\r\n",
+        ),
+        (
+            "IPv6 Host",
+            "GET /hello.txt HTTP/1.1\r\nHost: [::1]:80\r\nConnection: close\r\n",
+        ),
+        (
+            "absolute form",
+            "GET http://a/hello.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n",
+        ),
+    ] {
+        let got = exchange(&s, format!("{head}\r\n").as_bytes());
+        let status = if head.contains("HTTP/1.0") {
+            "HTTP/1.0 200 OK\r\n"
+        } else {
+            "HTTP/1.1 200 OK\r\n"
+        };
+        assert!(got.starts_with(status), "{what}: {got:?}");
+        let hello = String::from_utf8(common::fixture("hello.txt")).unwrap();
+        assert!(got.ends_with(&hello), "{what}: {got:?}");
+    }
+}
+
+fn limits(f: impl FnOnce(&mut rangeserve::config::Limits)) -> Config {
+    let mut l = rangeserve::config::Limits::default();
+    f(&mut l);
+    Config {
+        limits: l,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn long_targets_get_414_and_many_headers_431() {
+    let s = TestServer::with_files_config(
+        &[("a.txt", b"abc")],
+        limits(|l| {
+            l.max_uri_bytes = 1000;
+            l.max_headers = 10;
+        }),
+    );
+    let long = format!("/{}", "x".repeat(1000));
+    let got = exchange(
+        &s,
+        format!("GET {long} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+    );
+    assert!(got.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{got:?}");
+    assert!(got.contains("\r\nConnection: close\r\n"), "{got:?}");
+    let fits = format!("/{}", "x".repeat(998));
+    assert_eq!(
+        s.get(&fits, &[]).status(),
+        404,
+        "999 bytes is within the limit"
+    );
+    let query = format!("/a.txt?{}", "q".repeat(1000));
+    assert_eq!(s.get(&query, &[]).status(), 414, "the query counts");
+
+    let mut req = String::from("GET /a.txt HTTP/1.1\r\nHost: a\r\n");
+    for i in 0..10 {
+        req.push_str(&format!("X-{i}: v\r\n"));
+    }
+    let got = exchange(&s, format!("{req}\r\n").as_bytes());
+    assert!(got.starts_with("HTTP/1.1 431 "), "11 header lines: {got:?}");
+    let nine: Vec<(String, String)> = (0..9).map(|i| (format!("X-{i}"), "v".into())).collect();
+    let nine: Vec<(&str, &str)> = nine.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(s.get("/a.txt", &nine).body, b"abc", "10 header lines pass");
+}
+
+#[test]
+fn a_client_trickling_its_head_is_dropped_after_the_header_timeout() {
+    let s = TestServer::with_files_config(
+        &[("a.txt", b"abc")],
+        limits(|l| l.timeouts.header = Duration::from_secs(1)),
+    );
+    let mut conn = s.connect();
+    let start = std::time::Instant::now();
+    conn.send_raw(b"GET /a.txt HTTP/1.1\r\n");
+    let mut closed_at = None;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if std::io::Write::write_all(conn.reader.get_mut(), b"X").is_err() {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+    }
+    // the server closes; writes fail once the close is seen (an RST after
+    // unread bytes), or reads see EOF
+    let got = conn.read_to_end();
+    let elapsed = closed_at.unwrap_or_else(|| start.elapsed());
+    assert!(got.is_empty(), "no response to a partial head: {got:?}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "closed after {elapsed:?}, want ~1 s"
+    );
+    assert_eq!(s.get("/a.txt", &[]).body, b"abc");
+}
+
+#[test]
+fn idle_keep_alive_connections_close_but_slow_responses_do_not() {
+    let data = common::pattern(64 * 1024);
+    let s = TestServer::with_files_config(
+        &[("a.txt", b"abc"), ("big.bin", &data)],
+        Config {
+            quirks_mode: true,
+            ..limits(|l| l.timeouts.idle = Duration::from_secs(1))
+        },
+    );
+    // silent from the start
+    let mut conn = s.connect();
+    let start = std::time::Instant::now();
+    assert!(conn.read_to_end().is_empty());
+    let idle = start.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(3),
+        "{idle:?}"
+    );
+    // silent after a response
+    let mut conn = s.connect();
+    conn.send("GET", "/a.txt", &[]);
+    assert_eq!(conn.read_response(false).body, b"abc");
+    let start = std::time::Instant::now();
+    assert!(conn.is_closed());
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // a response that takes 2 s (throttled) is not idle time
+    let mut conn = s.connect();
+    let start = std::time::Instant::now();
+    conn.send("GET", "/_quirks/throttle=32k/big.bin", &[]);
+    let res = conn.read_response(false);
+    assert!(start.elapsed() >= Duration::from_millis(1500), "throttled");
+    assert_eq!(res.body, data, "the whole body, byte for byte");
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
+    let data = common::pattern(32 << 20);
+    let s = TestServer::with_files_config(
+        &[("big.bin", &data)],
+        limits(|l| l.timeouts.send = Duration::from_secs(1)),
+    );
+    let mut conn = s.connect();
+    conn.send("GET", "/big.bin", &[]);
+    // socket buffers fill, the server's writes stall; after ~1 s it gives up
+    std::thread::sleep(Duration::from_secs(3));
+    let start = std::time::Instant::now();
+    let got = conn.read_to_end();
+    assert!(start.elapsed() < Duration::from_secs(5), "already closed");
+    assert!(
+        got.len() < data.len() / 2,
+        "{} bytes arrived: the connection was cut",
+        got.len()
+    );
+    // what did arrive is the file's first bytes after the head
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(&got[head_end..], &data[..got.len() - head_end]);
+    assert_eq!(
+        s.get("/big.bin", &[("Range", "bytes=0-3")]).body,
+        &data[..4]
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_in_the_backlog() {
+    let s = TestServer::with_files_config(&[("a.txt", b"abc")], limits(|l| l.max_connections = 2));
+    let mut held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = s.connect();
+            c.send("GET", "/a.txt", &[]);
+            assert_eq!(c.read_response(false).body, b"abc");
+            c
+        })
+        .collect();
+    let mut third = s.connect(); // the kernel completes the handshake
+    third.send("GET", "/a.txt", &[]);
+    third
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let waited = std::io::Read::read(&mut third.reader, &mut b);
+    assert!(
+        matches!(&waited, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "not served while two connections are open: {waited:?}"
+    );
+    held.pop(); // one leaves: the third is accepted and answered
+    third
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut third.reader, &mut rest);
+    let text = rest;
+    assert!(
+        text.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&text)
+    );
+}
+
+#[cfg(debug_assertions)]
+#[test]
+fn a_panicking_handler_answers_500_and_the_server_stays_up() {
+    let s = TestServer::fixtures();
+    for _ in 0..3 {
+        let res = s.get("/_rangeserve/debug/panic", &[]);
+        assert_eq!(res.status_line, "HTTP/1.1 500 Internal Server Error");
+        assert_eq!(res.body, b"500 Internal Server Error\n");
+    }
+    assert_eq!(s.get("/hello.txt", &[]).body, common::fixture("hello.txt"));
+}

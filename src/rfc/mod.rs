@@ -3,5 +3,6 @@
 
 pub mod conditional;
 pub mod etag;
+pub mod host;
 pub mod multipart;
 pub mod range;

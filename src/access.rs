@@ -1,0 +1,260 @@
+//! The outer frame of every request: the message rules checked before any
+//! file work (`Host`, target length), panic containment, and the access log
+//! line written when the response body is finished or abandoned, so that it
+//! can say how many bytes were sent and whether the connection was cut.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::header::{CONNECTION, CONTENT_TYPE, HOST, RANGE};
+use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use http_body::{Frame, SizeHint};
+use tower::BoxError;
+
+use crate::config::LogFormat;
+use crate::conn::{Activity, InFlight};
+use crate::error::status_text;
+use crate::handler::{self, App, Clipped};
+use crate::rfc::host;
+
+/// What the frame knows of the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Requests in flight on the connection (for its idle limits).
+    pub activity: Arc<Activity>,
+}
+
+/// Serve one request inside the frame.
+pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Response<LoggedBody> {
+    let in_flight = conn.activity.start();
+    let log = tracing::enabled!(target: "rangeserve::access", tracing::Level::INFO).then(|| {
+        Box::new(Record {
+            start: Instant::now(),
+            method: req.method().clone(),
+            target: req.uri().clone(),
+            range: req
+                .headers()
+                .get(RANGE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            client: conn.peer,
+            status: 0,
+            format: app.config.log_format,
+        })
+    });
+    let res = match refusal(&app, &req) {
+        Some((status, reason)) => {
+            tracing::warn!(
+                client = %conn.peer,
+                target = %Clipped(&req.uri().to_string()),
+                reason,
+                "request refused with {}",
+                status.as_u16()
+            );
+            let mut res = (
+                status,
+                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                status_text(status),
+            )
+                .into_response();
+            // the message may be framed wrongly too: do not read another one
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
+        None => {
+            let (method, target) = (req.method().clone(), req.uri().clone());
+            match AssertUnwindSafe(handler::handle(Arc::clone(&app), req))
+                .catch_unwind()
+                .await
+            {
+                Ok(res) => res,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(
+                        client = %conn.peer,
+                        %method,
+                        target = %Clipped(&target.to_string()),
+                        panic = %Clipped(&what),
+                        "handler panicked; answered 500"
+                    );
+                    crate::error::HttpError::Internal.into_response()
+                }
+            }
+        }
+    };
+    let res = crate::quirks::transform::hide_head_length(res);
+    let (parts, body) = res.into_parts();
+    let log = log.map(|mut r| {
+        r.status = parts.status.as_u16();
+        r
+    });
+    let done = http_body::Body::is_end_stream(&body);
+    Response::from_parts(
+        parts,
+        LoggedBody {
+            inner: body,
+            sent: 0,
+            done,
+            log,
+            _in_flight: in_flight,
+        },
+    )
+}
+
+/// Rules checked before any file work: a status and the reason to log.
+fn refusal<B>(app: &App, req: &Request<B>) -> Option<(StatusCode, &'static str)> {
+    let mut hosts = [&b""[..]; 2];
+    let mut n = 0;
+    for v in req.headers().get_all(HOST) {
+        if n < 2 {
+            hosts[n] = v.as_bytes();
+        }
+        n += 1;
+    }
+    let values = &hosts[..n.min(2)];
+    if let Err(e) = host::check(req.version() >= Version::HTTP_11, values) {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            match e {
+                host::HostError::Missing => "no Host header",
+                host::HostError::Repeated => "more than one Host header",
+                host::HostError::Invalid => "invalid Host value",
+            },
+        ));
+    }
+    if target_len(req.uri()) > app.config.limits.max_uri_bytes {
+        return Some((StatusCode::URI_TOO_LONG, "request target too long"));
+    }
+    None
+}
+
+/// Length of the request target as sent (origin or absolute form).
+fn target_len(uri: &Uri) -> usize {
+    let pq = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let authority = uri.authority().map_or(0, |a| a.as_str().len());
+    let scheme = uri.scheme_str().map_or(0, |s| s.len() + 3);
+    pq + authority + scheme
+}
+
+/// What the access line says about one request.
+struct Record {
+    start: Instant,
+    method: Method,
+    target: Uri,
+    range: Option<String>,
+    client: SocketAddr,
+    status: u16,
+    format: LogFormat,
+}
+
+impl Record {
+    fn write(&self, sent: u64, cut: bool) {
+        let elapsed = self.start.elapsed();
+        let path = self.target.to_string();
+        let path = Clipped(&path);
+        let range = self.range.as_deref().map(Clipped);
+        match self.format {
+            LogFormat::Text => tracing::info!(
+                target: "rangeserve::access",
+                "{} {} {path} {} range={} bytes={sent} {}{}",
+                self.client,
+                self.method,
+                self.status,
+                range.map_or_else(|| "-".to_string(), |r| r.to_string()),
+                Millis(elapsed),
+                if cut { " cut" } else { "" },
+            ),
+            LogFormat::Json => tracing::info!(
+                target: "rangeserve::access",
+                client = %self.client,
+                method = %self.method,
+                path = %path,
+                range = range.map(tracing::field::display),
+                status = self.status,
+                bytes = sent,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                cut,
+                "access"
+            ),
+        }
+    }
+}
+
+/// A duration as milliseconds with three decimals.
+struct Millis(Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3}ms", self.0.as_secs_f64() * 1000.0)
+    }
+}
+
+/// A response body that counts what it hands to the connection, keeps its
+/// request in flight, and writes the access line when finished or dropped
+/// (dropped unfinished: the connection was cut or the body failed).
+pub struct LoggedBody {
+    inner: Body,
+    sent: u64,
+    done: bool,
+    log: Option<Box<Record>>,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(log) = &self.log {
+            log.write(
+                self.sent,
+                !self.done && !http_body::Body::is_end_stream(&self.inner),
+            );
+        }
+    }
+}

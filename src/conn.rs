@@ -1,0 +1,238 @@
+//! One client connection's time limits, enforced on its socket: how long it
+//! may sit idle between requests, take to send a request head once it has
+//! started one, and leave a response unread. A limit that passes fails the
+//! pending read or write with `TimedOut`, and hyper closes the connection.
+//!
+//! The socket cannot tell "between requests" from "serving one" by itself:
+//! the service marks each request in flight ([`Activity::start`]) until its
+//! response body is finished or dropped. Only a connection with nothing in
+//! flight is subject to the idle and header limits, so a stalled or
+//! throttled response (quirks) is never mistaken for an idle client.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// The time limits of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// With no request in flight, how long to wait for the first byte of the next one.
+    pub idle: Duration,
+    /// From the first byte of a request head to its end.
+    pub header: Duration,
+    /// How long a write may make no progress (a client that stopped reading).
+    pub send: Duration,
+}
+
+/// Requests in flight on one connection, shared by its socket and its service.
+#[derive(Debug, Default)]
+pub struct Activity {
+    in_flight: AtomicUsize,
+    started: AtomicU64,
+    /// The socket's reader, waiting while busy: woken when the connection
+    /// becomes idle so that its idle limit starts.
+    idle_waker: AtomicWaker,
+}
+
+impl Activity {
+    /// Mark a request in flight until the returned guard is dropped.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.started.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+    }
+}
+
+/// A request in flight (see [`Activity::start`]).
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle_waker.wake();
+        }
+    }
+}
+
+/// A socket with the [`Timeouts`] applied.
+pub struct TimedIo<T> {
+    inner: T,
+    limits: Timeouts,
+    activity: Arc<Activity>,
+    /// Requests started when the current idle period began.
+    seen: u64,
+    /// A request was in flight at the last read.
+    was_busy: bool,
+    idle_since: Instant,
+    head_started: Option<Instant>,
+    read_timer: Pin<Box<Sleep>>,
+    read_deadline: Option<Instant>,
+    write_stalled_since: Option<Instant>,
+    write_timer: Pin<Box<Sleep>>,
+    write_deadline: Option<Instant>,
+}
+
+impl<T> TimedIo<T> {
+    /// Wrap a freshly accepted socket.
+    pub fn new(inner: T, limits: Timeouts, activity: Arc<Activity>) -> Self {
+        let now = Instant::now();
+        TimedIo {
+            inner,
+            limits,
+            activity,
+            seen: 0,
+            was_busy: false,
+            idle_since: now,
+            head_started: None,
+            read_timer: Box::pin(tokio::time::sleep_until(now)),
+            read_deadline: None,
+            write_stalled_since: None,
+            write_timer: Box::pin(tokio::time::sleep_until(now)),
+            write_deadline: None,
+        }
+    }
+
+    /// Whether `deadline` has passed, arming `timer` for it otherwise.
+    fn expired(
+        timer: &mut Pin<Box<Sleep>>,
+        armed: &mut Option<Instant>,
+        deadline: Instant,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        if Instant::now() >= deadline {
+            return true;
+        }
+        if *armed != Some(deadline) {
+            timer.as_mut().reset(deadline);
+            *armed = Some(deadline);
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
+
+    fn write_pending(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let since = *self.write_stalled_since.get_or_insert_with(Instant::now);
+        let deadline = since + self.limits.send;
+        Self::expired(
+            &mut self.write_timer,
+            &mut self.write_deadline,
+            deadline,
+            cx,
+        )
+        .then(|| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "send timeout: the client stopped reading",
+            )
+        })
+    }
+
+    fn write_result<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match r {
+            Poll::Pending => match self.write_pending(cx) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+            ready => {
+                self.write_stalled_since = None;
+                ready
+            }
+        }
+    }
+}
+
+use std::future::Future as _;
+
+impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.activity.busy() {
+            this.activity.idle_waker.register(cx.waker());
+        }
+        let busy = this.activity.busy();
+        let started = this.activity.started.load(Ordering::Acquire);
+        if busy {
+            this.was_busy = true;
+        } else if this.was_busy || started != this.seen {
+            // a request was served since: the next idle period starts now
+            this.seen = started;
+            this.was_busy = false;
+            this.idle_since = Instant::now();
+            this.head_started = None;
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if !busy && this.head_started.is_none() && buf.filled().len() > before {
+                    this.head_started = Some(Instant::now());
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if !busy => {
+                let (deadline, what) = match this.head_started {
+                    Some(t) => (t + this.limits.header, "request head not received in time"),
+                    None => (this.idle_since + this.limits.idle, "idle timeout"),
+                };
+                if Self::expired(&mut this.read_timer, &mut this.read_deadline, deadline, cx) {
+                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
+                } else {
+                    Poll::Pending
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.write_result(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.write_result(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.write_result(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.write_result(cx, r)
+    }
+}
