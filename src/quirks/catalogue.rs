@@ -108,7 +108,7 @@ pub const CATALOGUE: &[QuirkInfo] = &[
        "Servers whose HEAD handler differs from GET (common in frameworks).",
        "Don't decide range support from HEAD alone; probe with a small Range GET."),
     q!("Range handling", "encoded-range", None, None,
-       "Content-Encoding: gzip on every response, with ranges applied to the gzip bytes; the ETag is the gzip's SHA-256.",
+       "Content-Encoding: gzip on every response, with ranges applied to the gzip bytes; the ETag is the gzip's SHA-256. The gzip is made in memory once per file version (64 MiB of them kept); files over 32 MiB get 503.",
        "Servers that compress on the fly (gzip_static, dynamic compression) and honour ranges on the compressed bytes.",
        "Resume the encoded bytes and decode once at the end; clients that decode each piece and append corrupt the file."),
     q!("Range handling", "unknown-length", None, None,
@@ -136,7 +136,7 @@ pub const CATALOGUE: &[QuirkInfo] = &[
        "Hand-rolled servers.",
        "Reject a malformed Content-Range rather than assuming it matches the request."),
     q!("Versions", "replica-flip", None, None,
-       "Successive responses for a path alternate between the real file and a second version (every byte XOR 0xFF, same size), with its own ETag and Last-Modified; the first response is the real file.",
+       "Successive responses for a path alternate between the real file and a second version (every byte XOR 0xFF, same size), with its own ETag and Last-Modified; the first response is the real file (turns are kept for the 10000 most recently requested paths).",
        "A CDN whose edges hold two releases.",
        "Resume with If-Range so a version change yields 200; verify the result."),
     q!("Transport", "chunked", None, None,
@@ -152,7 +152,7 @@ pub const CATALOGUE: &[QuirkInfo] = &[
        "A network failure mid-download, then recovery.",
        "Resume from the bytes you have with Range + If-Range; the resume completes."),
     q!("Transport", "throttle", Some("RATE"), Some("256k"),
-       "At most RATE bytes/s per response (k = 1024, M = 1024^2), no burst beyond one 16 KiB write.",
+       "At most RATE bytes/s per response (k = 1024, M = 1024^2), no burst beyond one 16 KiB write. A response that would take longer than --stall-limit (default 60 s) is cut there: the connection is closed.",
        "Slow links and rate-limited hosts.",
        "Show progress, use read timeouts that tolerate slow but steady transfers."),
     q!("Transport", "stall-after", Some("N"), Some("1000"),
@@ -160,7 +160,7 @@ pub const CATALOGUE: &[QuirkInfo] = &[
        "Stuck servers and black-holed connections.",
        "Use a read timeout, then resume with Range + If-Range."),
     q!("Transport", "fail-first", Some("N"), Some("2"),
-       "The first N requests for each path get 503 with Retry-After: 1, then normal answers. Counted per server and per path (after any /_quirks/ prefix), HEAD included.",
+       "The first N requests for each path get 503 with Retry-After: 1, then normal answers. Counted per server and per path (after any /_quirks/ prefix), HEAD included; counts are kept for the 10000 most recently requested paths.",
        "Overloaded origins and rolling restarts.",
        "Retry with backoff, honouring Retry-After."),
 ];
@@ -217,4 +217,32 @@ pub fn text() -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limits the catalogue states are the ones in the code.
+    #[test]
+    fn stated_limits_are_the_code_s() {
+        use crate::quirks::counters::PATH_COUNTERS_MAX;
+        use crate::quirks::encoded::{ENCODED_CACHE_BYTES, ENCODED_MAX};
+        let b = |name| info(name).unwrap().behaviour;
+        assert!(b("encoded-range").contains(&format!("over {} MiB get 503", ENCODED_MAX >> 20)));
+        assert!(b("encoded-range")
+            .contains(&format!("({} MiB of them kept)", ENCODED_CACHE_BYTES >> 20)));
+        for name in ["fail-first", "replica-flip"] {
+            assert!(
+                b(name).contains(&format!("the {PATH_COUNTERS_MAX} most recently")),
+                "{name}"
+            );
+        }
+        assert!(b("throttle").contains("--stall-limit (default 60 s)"));
+        assert!(b("stall-after").contains("--stall-limit (default 60 s)"));
+        assert_eq!(
+            crate::Config::default().stall_limit,
+            std::time::Duration::from_secs(60)
+        );
+    }
 }

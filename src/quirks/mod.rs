@@ -11,6 +11,8 @@
 //! (`name` or `name=value`, comma-separated) into a [`QuirkSet`].
 
 pub mod catalogue;
+pub mod counters;
+pub mod encoded;
 pub mod page;
 pub mod transform;
 pub mod transport;
@@ -165,7 +167,7 @@ impl Quirk {
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (item.trim(), None),
         };
-        let info = catalogue::info(name).ok_or_else(|| QuirkError::Unknown(name.to_string()))?;
+        let info = catalogue::info(name).ok_or_else(|| QuirkError::Unknown(clip(name)))?;
         let bad = |why: String| QuirkError::BadValue {
             name: name.to_string(),
             why,
@@ -183,7 +185,7 @@ impl Quirk {
             return Err(bad("must be at least 1".into()));
         }
         // every catalogue name is in the table (a test checks it)
-        Quirk::from_name(name, n).ok_or_else(|| QuirkError::Unknown(name.to_string()))
+        Quirk::from_name(name, n).ok_or_else(|| QuirkError::Unknown(clip(name)))
     }
 }
 
@@ -201,9 +203,27 @@ impl fmt::Display for Quirk {
     }
 }
 
+/// Most bytes of a client's text echoed in an error (escaped as `{:?}`
+/// escapes it): the 400 for a bad spec and its log line stay short however
+/// long the spec.
+pub const ECHO_MAX: usize = 100;
+
+/// `s`, cut so that its `{:?}` form holds at most [`ECHO_MAX`] bytes between
+/// the quotes, with `…` appended when something was cut.
+pub fn clip(s: &str) -> String {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += c.escape_debug().map(char::len_utf8).sum::<usize>();
+        if used > ECHO_MAX {
+            return format!("{}…", &s[..i]);
+        }
+    }
+    s.to_string()
+}
+
 fn parse_count(v: &str) -> Result<u64, String> {
     v.parse::<u64>()
-        .map_err(|_| format!("{v:?} is not a whole number"))
+        .map_err(|_| format!("{:?} is not a whole number", clip(v)))
 }
 
 /// `RATE`: bytes per second, with `k` (1024) or `M` (1024²) suffixes.
@@ -217,7 +237,7 @@ fn parse_rate(v: &str) -> Result<u64, String> {
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("{v:?} is not a rate like 65536, 256k or 2M"))
+        .ok_or_else(|| format!("{:?} is not a rate like 65536, 256k or 2M", clip(v)))
 }
 
 /// The quirks applied to one response: at most one of each name (a later
@@ -350,6 +370,31 @@ mod tests {
         ] {
             let e = Spec::parse(bad).unwrap_err().to_string();
             assert!(e.contains("valid quirks: no-etag, weak-etag"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn errors_echo_at_most_a_clipped_spec() {
+        assert_eq!(clip("short"), "short");
+        let exact = "x".repeat(ECHO_MAX);
+        assert_eq!(clip(&exact), exact);
+        assert_eq!(clip(&"x".repeat(ECHO_MAX + 1)), format!("{exact}…"));
+        // the bound is on the escaped form, as error messages show it
+        let clipped = clip(&"\u{1}é\"".repeat(10_000));
+        assert!(format!("{clipped:?}").len() <= ECHO_MAX + 2 + '…'.len_utf8());
+        let long = "y".repeat(60_000);
+        for spec in [
+            long.clone(),
+            format!("no-etag,{long}=1"),
+            format!("drop-after={long}"),
+            format!("drop-after={}", "9".repeat(60_000)),
+            format!("throttle={long}k"),
+            format!("range-capped= {long} "),
+        ] {
+            let e = Spec::parse(&spec).unwrap_err().to_string();
+            assert!(e.len() < 900, "{} bytes: {e}", e.len());
+            assert!(e.contains("yyyy…\"") || e.contains("9999…\""), "{e}");
+            assert!(e.contains("valid quirks: no-etag,"), "{e}");
         }
     }
 

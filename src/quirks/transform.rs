@@ -3,11 +3,9 @@
 //! and bytes), the request facts, the plan, and the rendered response. The
 //! correct values are computed first, always, by the shared code.
 
-use std::collections::HashMap;
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::FileExt;
+use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,9 +14,11 @@ use axum::http::header::{
 };
 use axum::http::{Response, StatusCode};
 use axum::response::IntoResponse;
-use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 
+use super::counters::PathCounters;
+use super::encoded::GzCache;
+pub use super::encoded::ENCODED_MAX;
 use super::transport::{AfterLimit, Delivery, QuirkBody};
 use super::{Quirk, QuirkSet};
 use crate::body::Source;
@@ -35,8 +35,6 @@ pub static RANGESERVE_QUIRKS: HeaderName = HeaderName::from_static("rangeserve-q
 
 /// The XOR mask that derives replica-flip's second version.
 pub const REPLICA_XOR: u8 = 0xff;
-/// encoded-range compresses in memory; larger files are refused with 503.
-pub const ENCODED_MAX: u64 = 256 * 1024 * 1024;
 
 /// Per-server quirks state: options and the counters that make quirks
 /// deterministic per server (never shared between servers).
@@ -46,10 +44,12 @@ pub struct QuirkMode {
     pub global: QuirkSet,
     /// Seed of every pseudo-random value.
     pub seed: u64,
-    /// How long stall-after keeps a connection open.
+    /// How long stall-after keeps a connection open, and the longest a
+    /// throttled body lasts.
     pub stall_limit: Duration,
-    fail_counts: Mutex<HashMap<String, u64>>,
-    flips: Mutex<HashMap<String, u64>>,
+    fail_counts: PathCounters,
+    flips: PathCounters,
+    encodings: Arc<GzCache>,
     responses: AtomicU64,
     boundaries: AtomicU64,
 }
@@ -61,11 +61,23 @@ impl QuirkMode {
             global,
             seed,
             stall_limit,
-            fail_counts: Mutex::default(),
-            flips: Mutex::default(),
+            fail_counts: PathCounters::default(),
+            flips: PathCounters::default(),
+            encodings: Arc::default(),
             responses: AtomicU64::new(0),
             boundaries: AtomicU64::new(0),
         }
+    }
+
+    /// Paths whose fail-first requests are counted (at most
+    /// [`PATH_COUNTERS_MAX`](super::counters::PATH_COUNTERS_MAX)).
+    pub fn fail_first_paths(&self) -> usize {
+        self.fail_counts.len()
+    }
+
+    /// encoded-range's cache of encodings.
+    pub fn encodings(&self) -> &GzCache {
+        &self.encodings
     }
 
     /// A multipart boundary derived from the seed and a counter: fresh for
@@ -81,17 +93,15 @@ impl QuirkMode {
     }
 
     /// fail-first=N: the first N requests for `path` carrying it get 503.
+    /// Counters are kept for at most
+    /// [`PATH_COUNTERS_MAX`](super::counters::PATH_COUNTERS_MAX) paths (by
+    /// hash), the least recently requested forgotten first.
     pub fn fail_first(&self, set: &QuirkSet, path: &str) -> Option<Response<Body>> {
         let n = set.find(|q| match q {
             Quirk::FailFirst(n) => Some(*n),
             _ => None,
         })?;
-        let seen = {
-            let mut counts = self.fail_counts.lock().expect("quirk counters");
-            let c = counts.entry(path.to_string()).or_insert(0);
-            *c += 1;
-            *c
-        };
+        let seen = self.fail_counts.bump(path);
         (seen <= n).then(|| {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -113,19 +123,11 @@ impl QuirkMode {
         mut repr: Representation,
         hashes: &HashCache,
     ) -> Result<Representation, QuirkFailure> {
-        if set.has(Quirk::ReplicaFlip) {
-            let n = {
-                let mut flips = self.flips.lock().expect("quirk counters");
-                let c = flips.entry(path.to_string()).or_insert(0);
-                *c += 1;
-                *c
-            };
-            if n % 2 == 0 {
-                repr = second_version(repr, hashes).await?;
-            }
+        if set.has(Quirk::ReplicaFlip) && self.flips.bump(path) % 2 == 0 {
+            repr = second_version(repr, hashes).await?;
         }
         if set.has(Quirk::EncodedRange) {
-            repr = gzipped(repr).await?;
+            repr = gzipped(repr, &self.encodings).await?;
         }
         for q in set.iter() {
             match q {
@@ -188,8 +190,12 @@ async fn second_version(
     Ok(repr)
 }
 
-/// encoded-range: the gzip of the representation, deterministic, in memory.
-async fn gzipped(mut repr: Representation) -> Result<Representation, QuirkFailure> {
+/// encoded-range: the gzip of the representation, deterministic, in memory,
+/// compressed once per version (see [`super::encoded`]).
+async fn gzipped(
+    mut repr: Representation,
+    cache: &Arc<GzCache>,
+) -> Result<Representation, QuirkFailure> {
     let Source::File(src) = repr.source.clone() else {
         return Ok(repr);
     };
@@ -197,29 +203,20 @@ async fn gzipped(mut repr: Representation) -> Result<Representation, QuirkFailur
         return Err(QuirkFailure::TooLarge);
     }
     let length = repr.length;
-    let gz = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-        let mut raw = vec![0u8; length as usize];
-        src.file.read_exact_at(&mut raw, 0)?;
-        if crate::fs::FileStamp::of(&src.file.metadata()?) != src.stamp {
-            return Err(std::io::Error::other("file changed while being compressed"));
-        }
-        raw.iter_mut().for_each(|b| *b ^= src.xor);
-        // no name, mtime 0: the same bytes on every run and machine
-        let mut enc = flate2::GzBuilder::new()
-            .mtime(0)
-            .write(Vec::new(), flate2::Compression::new(6));
-        enc.write_all(&raw)?;
-        enc.finish()
-    })
-    .await
-    .map_err(std::io::Error::other)??;
-    let digest: [u8; 32] = Sha256::digest(&gz).into();
-    repr.length = gz.len() as u64;
-    repr.source = Source::Memory(Bytes::from(gz));
-    repr.digest = Some(digest);
+    let enc = match repr.digest {
+        Some(digest) => cache.get(src, length, digest).await?,
+        None => Arc::new(
+            tokio::task::spawn_blocking(move || super::encoded::compress(&src, length, None))
+                .await
+                .map_err(std::io::Error::other)??,
+        ),
+    };
+    repr.length = enc.gz.len() as u64;
+    repr.source = Source::Memory(enc.gz.clone());
+    repr.digest = Some(enc.sha256);
     repr.etag = repr.etag.map(|t| EntityTag {
         weak: t.weak,
-        ..EntityTag::from_sha256(&digest)
+        ..EntityTag::from_sha256(&enc.sha256)
     });
     repr.content_encoding = Some("gzip");
     Ok(repr)
@@ -307,7 +304,8 @@ pub fn plan(set: &QuirkSet, mut plan: ResponsePlan) -> ResponsePlan {
             Quirk::RangeCapped(n) => Some(*n),
             _ => None,
         }) {
-            r.end = r.end.min(r.start + cap - 1);
+            // a cap past the end of the range (u64::MAX...) does not shorten it
+            r.end = r.end.min(r.start.saturating_add(cap.max(1) - 1));
         }
     }
     plan
@@ -432,7 +430,10 @@ fn delivery(
                     limit(offset - first, AfterLimit::Close);
                 }
             }
-            Quirk::Throttle(rate) => d.rate = Some(rate),
+            Quirk::Throttle(rate) => {
+                d.rate = Some(rate);
+                d.deadline = Some(mode.stall_limit);
+            }
             _ => {}
         }
     }
@@ -444,6 +445,7 @@ mod tests {
     use super::*;
     use crate::quirks::Spec;
     use crate::rfc::conditional::Conditions;
+    use bytes::Bytes;
 
     fn set(spec: &str) -> QuirkSet {
         QuirkSet::combine(&QuirkSet::default(), &[Spec::parse(spec).unwrap()])
@@ -540,6 +542,23 @@ mod tests {
         assert_eq!(
             p("range-capped=1000", ResponsePlan::Partial(r(500, 599))),
             ResponsePlan::Partial(r(500, 599))
+        );
+        // caps at or near u64::MAX never overflow and never shorten the range
+        for cap in [u64::MAX, u64::MAX - 1, u64::MAX - 2, u64::MAX - 9, 1 << 63] {
+            for range in [r(2, 10), r(u64::MAX - 5, u64::MAX - 1), r(1, 1 << 62)] {
+                assert_eq!(
+                    p(&format!("range-capped={cap}"), ResponsePlan::Partial(range)),
+                    ResponsePlan::Partial(range),
+                    "{cap} {range:?}"
+                );
+            }
+        }
+        assert_eq!(
+            p(
+                "range-capped=3",
+                ResponsePlan::Partial(r(u64::MAX - 5, u64::MAX - 1))
+            ),
+            ResponsePlan::Partial(r(u64::MAX - 5, u64::MAX - 3))
         );
         let mismatch = ResponsePlan::Full {
             ignored: Some(IgnoredRange::IfRangeMismatch),

@@ -39,6 +39,10 @@ pub struct Delivery {
     pub limit: Option<(u64, AfterLimit)>,
     /// At most this many bytes per second.
     pub rate: Option<u64>,
+    /// With `rate`: the longest the body may take. A write that pacing would
+    /// send later than this after the body started is not sent: the
+    /// connection is closed at this point instead (the body is cut short).
+    pub deadline: Option<Duration>,
 }
 
 impl Delivery {
@@ -144,8 +148,22 @@ impl http_body::Body for QuirkBody {
                 // starts at byte `sent` leaves at start + sent/rate, so after
                 // t seconds at most one write + t*rate bytes have gone out
                 n = n.min((rate / 8).clamp(1, THROTTLE_BURST));
-                let at = this.start + Duration::from_secs_f64(this.sent as f64 / rate as f64);
-                if Instant::now() < at {
+                // None: later than the clock can tell
+                let at = Duration::try_from_secs_f64(this.sent as f64 / rate as f64)
+                    .ok()
+                    .and_then(|d| this.start.checked_add(d));
+                let end = this.how.deadline.and_then(|d| this.start.checked_add(d));
+                if at.is_none() || matches!((at, end), (Some(at), Some(end)) if at > end) {
+                    // this write would go out after the deadline: send nothing
+                    // more and close at the deadline
+                    let close = end
+                        .unwrap_or_else(Instant::now)
+                        .max(Instant::now() + FLUSH_GRACE);
+                    this.stalled = true;
+                    this.sleep = Some(Box::pin(tokio::time::sleep_until(close)));
+                    continue;
+                }
+                if let Some(at) = at.filter(|&at| Instant::now() < at) {
                     this.pending = Some(data);
                     this.sleep = Some(Box::pin(tokio::time::sleep_until(at)));
                     continue;
