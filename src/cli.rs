@@ -67,7 +67,7 @@ pub struct Cli {
     /// Seed for the pseudo-random values of quirks (same seed, same bytes).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
-    /// Seconds a `stall-after` connection stays open before it is closed.
+    /// Seconds a `stall-after` connection stays open before it is closed; also the longest a `throttle` response lasts.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub stall_limit: u64,
     /// Print the quirk catalogue and exit.

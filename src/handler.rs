@@ -114,20 +114,10 @@ async fn quirks_page(app: &Arc<App>, mode: &QuirkMode, req: &Parts) -> Response 
         return ([(CONTENT_TYPE, "application/json")], page::json(&global)).into_response();
     }
     let root = app.root.clone();
-    let files: Vec<OsString> = tokio::task::spawn_blocking(move || {
-        listing::read_entries(root.path(), &root)
-            .map(|entries| {
-                entries
-                    .into_iter()
-                    .filter(|e| !e.is_dir)
-                    .map(|e| e.name)
-                    .collect()
-            })
-            .unwrap_or_default()
-    })
-    .await
-    .unwrap_or_default();
-    let html = page::html(&files, &global);
+    let (files, more) = tokio::task::spawn_blocking(move || page::top_files(&root))
+        .await
+        .unwrap_or_default();
+    let html = page::html_with_more(&files, more, &global);
     ([(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
