@@ -181,7 +181,17 @@ async fn serve(
             (StatusCode::MOVED_PERMANENTLY, [(LOCATION, location)]).into_response()
         }
         Ok(Resolved::Dir(dir)) => {
-            serve_dir(app, path, dir, method, headers, raw_path, quirks).await
+            serve_dir(
+                app,
+                path,
+                dir,
+                method,
+                headers,
+                raw_path,
+                req.uri.query(),
+                quirks,
+            )
+            .await
         }
         Ok(Resolved::NotFound) => HttpError::NotFound.into_response(),
         Err(e) => e.into_response(),
@@ -199,6 +209,7 @@ async fn resolve(
         .map_err(|_| HttpError::Internal)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_dir(
     app: &Arc<App>,
     mut path: RequestPath,
@@ -206,6 +217,7 @@ async fn serve_dir(
     method: FileMethod,
     headers: &HeaderMap,
     raw_path: &str,
+    query: Option<&str>,
     quirks: Quirks<'_>,
 ) -> Response {
     let url_path = display_path(&path);
@@ -220,16 +232,18 @@ async fn serve_dir(
         return HttpError::NotFound.into_response();
     }
     let root = app.root.clone();
-    let entries =
-        match tokio::task::spawn_blocking(move || listing::read_entries(&dir, &root)).await {
-            Ok(Ok(entries)) => entries,
-            Ok(Err(e)) => {
-                tracing::warn!(dir = url_path, error = %e, "cannot list directory");
-                return HttpError::NotFound.into_response();
-            }
-            Err(_) => return HttpError::Internal.into_response(),
-        };
-    let html = listing::render(&url_path, &entries);
+    let after = listing::Cursor::from_query(query);
+    let start = after.clone();
+    let page = move || listing::read_page(&dir, &root, start.as_ref(), listing::PAGE_ENTRIES);
+    let page = match tokio::task::spawn_blocking(page).await {
+        Ok(Ok(page)) => page,
+        Ok(Err(e)) => {
+            tracing::warn!(dir = url_path, error = %e, "cannot list directory");
+            return HttpError::NotFound.into_response();
+        }
+        Err(_) => return HttpError::Internal.into_response(),
+    };
+    let html = listing::render(&url_path, &page.entries, after.as_ref(), page.next.as_ref());
     let len = html.len();
     let body = match method {
         FileMethod::Get => Body::from(html),

@@ -1,10 +1,11 @@
 //! Directory listings: reading a directory's servable entries and rendering
 //! them as an HTML page (names HTML-escaped, links percent-encoded).
 
+use std::collections::BinaryHeap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -25,34 +26,132 @@ pub struct Entry {
     pub modified: SystemTime,
 }
 
-/// Read `dir`'s entries that would be served: regular files and directories
-/// (after following symlinks) that `root` admits (see [`Root::admits`]: not
-/// hidden, inside the root, unless its policy says otherwise). Sorted:
-/// directories first, then by name. Blocking.
-pub fn read_entries(dir: &Path, root: &Root) -> io::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
+/// Entries per listing page: what one listing request holds in memory,
+/// whatever the directory's size.
+pub const PAGE_ENTRIES: usize = 1000;
+
+/// Where a listing page starts: after this entry, in listing order
+/// (directories first, then by name bytes).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// Directories sort before files.
+    is_file: bool,
+    name: OsString,
+}
+
+impl Cursor {
+    /// The `after=` query value that resumes a listing after this entry.
+    pub fn encode(&self) -> String {
+        let kind = if self.is_file { 'f' } else { 'd' };
+        format!("{kind}/{}", encode_link(&self.name))
+    }
+
+    /// Parse an `after=` value (percent-decoded here). Pure.
+    pub fn decode(value: &str) -> Option<Cursor> {
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(value).collect();
+        let (is_file, name) = match bytes.split_first_chunk::<2>()? {
+            (b"d/", name) => (false, name),
+            (b"f/", name) => (true, name),
+            _ => return None,
+        };
+        Some(Cursor {
+            is_file,
+            name: OsString::from_vec(name.to_vec()),
+        })
+    }
+
+    /// The cursor of the `after` parameter of a query string, if any.
+    pub fn from_query(query: Option<&str>) -> Option<Cursor> {
+        query?
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("after="))
+            .and_then(Cursor::decode)
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// At most the page size, in listing order.
+    pub entries: Vec<Entry>,
+    /// Where the next page starts, if there are more entries.
+    pub next: Option<Cursor>,
+}
+
+/// Read one page of `dir`'s entries that would be served: regular files and
+/// directories (after following symlinks) that `root` admits (see
+/// [`Root::admits`]: not hidden, inside the root, unless its policy says
+/// otherwise), in listing order (directories first, then by name), the
+/// first `limit` after `after`.
+///
+/// Memory is bounded by `limit` whatever the directory's size: one pass
+/// over the directory keeps only the `limit + 1` smallest names (a heap),
+/// and only entries of the page are stat'ed. Names come with their type
+/// from the directory itself; only symlinks are resolved during the pass.
+/// Blocking.
+pub fn read_page(
+    dir: &Path,
+    root: &Root,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> io::Result<Page> {
     let at_top = dir == root.path();
+    let mut smallest: BinaryHeap<Cursor> = BinaryHeap::new();
     for item in std::fs::read_dir(dir)? {
         let item = item?;
-        if !root.access().hidden && crate::fs::is_hidden(&item.file_name(), at_top) {
+        let name = item.file_name();
+        if !root.access().hidden && crate::fs::is_hidden(&name, at_top) {
             continue;
         }
-        let path = item.path();
-        let (Ok(real), Ok(meta)) = (path.canonicalize(), std::fs::metadata(&path)) else {
-            continue; // dangling symlink, or vanished since read_dir
+        let is_file = match item.file_type() {
+            Ok(t) if t.is_dir() => false,
+            Ok(t) if t.is_file() => true,
+            Ok(t) if t.is_symlink() => {
+                let path = item.path();
+                let (Ok(real), Ok(meta)) = (path.canonicalize(), std::fs::metadata(&path)) else {
+                    continue; // dangling symlink, or vanished since read_dir
+                };
+                if !root.admits(&real) || !(meta.is_file() || meta.is_dir()) {
+                    continue;
+                }
+                meta.is_file()
+            }
+            _ => continue, // FIFOs, sockets, devices are never served
         };
-        if !root.admits(&real) || !(meta.is_file() || meta.is_dir()) {
+        let key = Cursor { is_file, name };
+        if after.is_some_and(|a| &key <= a) {
             continue;
         }
-        entries.push(Entry {
-            name: item.file_name(),
-            is_dir: meta.is_dir(),
-            size: if meta.is_dir() { 0 } else { meta.len() },
-            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        });
+        if smallest.len() <= limit {
+            smallest.push(key);
+        } else if smallest.peek().is_some_and(|top| &key < top) {
+            smallest.pop();
+            smallest.push(key);
+        }
     }
-    entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
-    Ok(entries)
+    let mut keys = smallest.into_sorted_vec();
+    let more = keys.len() > limit;
+    keys.truncate(limit);
+    let next = if more { keys.last().cloned() } else { None };
+    let entries = keys
+        .into_iter()
+        .filter_map(|k| {
+            let meta = std::fs::metadata(dir.join(&k.name)).ok()?;
+            Some(Entry {
+                is_dir: !k.is_file,
+                size: if k.is_file { meta.len() } else { 0 },
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                name: k.name,
+            })
+        })
+        .collect();
+    Ok(Page { entries, next })
+}
+
+/// All of `dir`'s servable entries, in listing order (see [`read_page`]).
+/// Blocking; memory grows with the directory.
+pub fn read_entries(dir: &Path, root: &Root) -> io::Result<Vec<Entry>> {
+    read_page(dir, root, None, usize::MAX - 1).map(|p| p.entries)
 }
 
 /// Characters left as they are in a link: RFC 3986 unreserved.
@@ -101,7 +200,12 @@ pub fn human_size(n: u64) -> String {
 }
 
 /// Render the listing page for the directory at (decoded) URL path `url_path`.
-pub fn render(url_path: &str, entries: &[Entry]) -> String {
+pub fn render(
+    url_path: &str,
+    entries: &[Entry],
+    after: Option<&Cursor>,
+    next: Option<&Cursor>,
+) -> String {
     let title = escape_html(url_path);
     let mut html = String::new();
     let _ = write!(
@@ -117,6 +221,7 @@ pub fn render(url_path: &str, entries: &[Entry]) -> String {
          td.size,th.size{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}}\n\
          td.date{{white-space:nowrap;color:#555;font-variant-numeric:tabular-nums}}\n\
          a{{color:#0b57d0;text-decoration:none;word-break:break-all}}a:hover{{text-decoration:underline}}\n\
+         nav{{margin-top:1rem;display:flex;gap:1.5rem}}\n\
          footer{{margin-top:1rem;color:#888;font-size:.8rem}}\n\
          </style>\n</head>\n<body>\n<h1>Index of {title}</h1>\n<table>\n\
          <thead><tr><th>Name</th><th class=\"size\">Size</th><th>Modified</th></tr></thead>\n<tbody>\n"
@@ -140,10 +245,26 @@ pub fn render(url_path: &str, entries: &[Entry]) -> String {
             e.size
         );
     }
+    html.push_str("</tbody>\n</table>\n");
+    if after.is_some() || next.is_some() {
+        html.push_str("<nav id=\"pages\">");
+        if after.is_some() {
+            html.push_str("<a href=\"./\">&larr; First page</a> ");
+        }
+        if let Some(next) = next {
+            let _ = write!(
+                html,
+                "<a rel=\"next\" href=\"?after={}\">Next {PAGE_ENTRIES} entries &rarr;</a>",
+                escape_html(&next.encode())
+            );
+        }
+        html.push_str("</nav>\n");
+    }
     let _ = write!(
         html,
-        "</tbody>\n</table>\n<footer>{} entries &middot; served by rangeserve {}</footer>\n</body>\n</html>\n",
+        "<footer>{} entries{} &middot; served by rangeserve {}</footer>\n</body>\n</html>\n",
         entries.len(),
+        if next.is_some() { " on this page" } else { "" },
         env!("CARGO_PKG_VERSION")
     );
     html
@@ -154,6 +275,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cursors_round_trip_through_the_query() {
+        for (is_file, name) in [
+            (false, &b"dir"[..]),
+            (true, b"a b&c=d.txt"),
+            (true, b"\xff\xfe not utf-8"),
+            (true, b""),
+        ] {
+            let c = Cursor {
+                is_file,
+                name: OsString::from_vec(name.to_vec()),
+            };
+            let query = format!("x=1&after={}&y=2", c.encode());
+            assert_eq!(Cursor::from_query(Some(&query)), Some(c));
+        }
+        for bad in ["after=", "after=x/a", "after=f", "other=f/a"] {
+            assert_eq!(Cursor::from_query(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(Cursor::from_query(None), None);
+    }
+
+    #[test]
+    fn pages_cover_every_entry_once_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let mut want = Vec::new();
+        for i in 0..7 {
+            std::fs::create_dir(dir.join(format!("d{i}"))).unwrap();
+            want.push(format!("d{i}/"));
+        }
+        for i in 0..25 {
+            std::fs::write(dir.join(format!("f{i:02}")), b"x").unwrap();
+            want.push(format!("f{i:02}"));
+        }
+        std::fs::write(dir.join(".hidden"), b"x").unwrap();
+        let root = Root::new(&dir).unwrap();
+        let mut got = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let page = read_page(&dir, &root, after.as_ref(), 10).unwrap();
+            assert!(page.entries.len() <= 10);
+            pages += 1;
+            for e in &page.entries {
+                let slash = if e.is_dir { "/" } else { "" };
+                got.push(format!("{}{slash}", e.name.to_string_lossy()));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "directories first, then names, each once");
+        assert_eq!(pages, 4);
+        assert_eq!(read_entries(&dir, &root).unwrap().len(), 32);
+    }
+
+    #[test]
     fn names_are_escaped_and_links_encoded() {
         let e = Entry {
             name: OsString::from("<b>&\"x y\".txt"),
@@ -161,7 +339,7 @@ mod tests {
             size: 5,
             modified: SystemTime::UNIX_EPOCH,
         };
-        let html = render("/a<b>/", &[e]);
+        let html = render("/a<b>/", &[e], None, None);
         assert!(
             html.contains(
                 "<a href=\"%3Cb%3E%26%22x%20y%22.txt\">&lt;b&gt;&amp;&quot;x y&quot;.txt</a>"
@@ -170,7 +348,7 @@ mod tests {
         );
         assert!(html.contains("Index of /a&lt;b&gt;/"));
         assert!(html.contains("<a href=\"../\">"));
-        assert!(!render("/", &[]).contains("../"));
+        assert!(!render("/", &[], None, None).contains("../"));
     }
 
     #[test]

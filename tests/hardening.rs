@@ -413,3 +413,52 @@ fn a_panicking_handler_answers_500_and_the_server_stays_up() {
     }
     assert_eq!(s.get("/hello.txt", &[]).body, common::fixture("hello.txt"));
 }
+
+#[test]
+fn a_100k_entry_directory_is_listed_in_bounded_pages() {
+    let s = TestServer::with_files(&[("big/.keep", b"")]);
+    let big = s.root.join("big");
+    for i in 0..100_000 {
+        std::fs::File::create(big.join(format!("file-{i:06}.bin"))).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let pages: Vec<RawResponse> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| s.get("/big/", &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for page in &pages {
+        assert_eq!(page.status_line, "HTTP/1.1 200 OK");
+        assert!(page.body.len() < 256 * 1024, "{} bytes", page.body.len());
+        assert_eq!(page.body, pages[0].body);
+    }
+    let first = pages[0].body_str();
+    assert_eq!(first.matches("<tr><td><a href=\"file-").count(), 1000);
+    assert!(first.contains("href=\"file-000000.bin\""));
+    assert!(first.contains("href=\"file-000999.bin\""));
+    assert!(!first.contains("file-001000.bin"));
+    assert!(first.contains("1000 entries on this page"), "{first}");
+    // the next page starts right after
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next link")
+        .replace("&amp;", "&");
+    let second = s.get(&format!("/big/{next}"), &[]);
+    let second = second.body_str();
+    assert!(second.contains("href=\"file-001000.bin\""), "{next}");
+    assert!(second.contains("href=\"file-001999.bin\""));
+    assert!(!second.contains("file-000999.bin"));
+    // the last page has no next link
+    let last = s.get("/big/?after=f/file-099990.bin", &[]);
+    let last = last.body_str();
+    assert_eq!(last.matches("<tr><td><a href=\"file-").count(), 9);
+    assert!(!last.contains("rel=\"next\""));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
