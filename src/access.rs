@@ -54,8 +54,9 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
     let res = match refusal(&app, &req) {
         Some((status, reason)) => {
             tracing::warn!(
+                target: "rangeserve::server",
                 client = %conn.peer,
-                target = %Clipped(&req.uri().to_string()),
+                path = %Clipped(&req.uri().to_string()),
                 reason,
                 "request refused with {}",
                 status.as_u16()
@@ -85,9 +86,10 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
                     tracing::error!(
+                        target: "rangeserve::server",
                         client = %conn.peer,
                         %method,
-                        target = %Clipped(&target.to_string()),
+                        path = %Clipped(&target.to_string()),
                         panic = %Clipped(&what),
                         "handler panicked; answered 500"
                     );

@@ -840,3 +840,121 @@ fn a_second_signal_exits_at_once_even_with_a_response_in_flight() {
     assert_eq!(out.status.code(), Some(130), "stderr:\n{}", out.stderr);
     assert!(out.stderr.contains("second signal"), "{}", out.stderr);
 }
+
+/// The access lines (and others) of a `--log-format json` server, parsed.
+fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect()
+}
+
+#[test]
+fn json_access_log_has_one_object_per_response_with_bytes_and_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), hello()).unwrap();
+    std::fs::write(dir.path().join("big.bin"), vec![b'z'; 8 << 20]).unwrap();
+    let (p, _line, addr) = Proc::start([
+        OsStr::new("--log-format"),
+        OsStr::new("json"),
+        OsStr::new("-p"),
+        OsStr::new("0"),
+        dir.path().as_os_str(),
+    ]);
+    let res = get_close(addr, "/hello.txt", &[("Range", "bytes=0-4")]);
+    assert_eq!(res.status_line, "HTTP/1.1 206 Partial Content");
+    // a download cut after its first bytes
+    let mut conn = Conn::new(addr);
+    conn.send("GET", "/big.bin", &[]);
+    let (status, _) = conn.read_head();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let mut first = [0u8; 1000];
+    conn.reader.read_exact(&mut first).unwrap();
+    drop(conn);
+    assert_eq!(get(addr, "/.env").status(), 404);
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.write_all(b"GET /hello.txt HTTP/1.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = p.kill();
+    let lines = json_lines(&out.stderr);
+    let access: Vec<_> = lines
+        .iter()
+        .filter(|l| l["target"] == "rangeserve::access")
+        .collect();
+    assert_eq!(access.len(), 4, "one per response: {}", out.stderr);
+    let by_path = |path: &str| {
+        access
+            .iter()
+            .find(|l| l["path"] == path)
+            .unwrap_or_else(|| panic!("no line for {path}: {}", out.stderr))
+    };
+    let ranged = by_path("/hello.txt");
+    assert_eq!(ranged["method"], "GET");
+    assert_eq!(ranged["status"], 206);
+    assert_eq!(ranged["range"], "bytes=0-4");
+    assert_eq!(ranged["bytes"], 5);
+    assert_eq!(ranged["cut"], false);
+    assert!(ranged["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert!(ranged["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(ranged["timestamp"].is_string() && ranged["level"] == "INFO");
+    let cut = by_path("/big.bin");
+    assert_eq!(cut["status"], 200);
+    assert_eq!(cut["cut"], true, "{cut}");
+    assert!(cut["bytes"].as_u64().unwrap() < 8 << 20, "{cut}");
+    assert!(cut.get("range").is_none() || cut["range"].is_null());
+    assert_eq!(by_path("/.env")["status"], 404);
+    assert!(
+        access.iter().any(|l| l["status"] == 400),
+        "the refused request has its line too: {}",
+        out.stderr
+    );
+    // rejections say why, in their own lines
+    assert!(
+        lines.iter().any(|l| l["reason"] == "hidden entry"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        lines.iter().any(|l| l["reason"] == "no Host header"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn quiet_still_logs_rejections() {
+    let (p, _line, addr) = Proc::start([
+        OsStr::new("-q"),
+        OsStr::new("-p"),
+        OsStr::new("0"),
+        fixtures().as_os_str(),
+    ]);
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    let long = format!("/../{}", "x".repeat(5000));
+    assert_eq!(get(addr, &long).status(), 404);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = p.kill();
+    assert!(
+        out.stderr.contains("more than one Host header"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("refused path"), "{}", out.stderr);
+    assert!(
+        out.stderr.lines().all(|l| l.len() < 600),
+        "request data in logs is clipped: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("GET /hello.txt"),
+        "no access lines with -q"
+    );
+}
