@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use crate::fs::{FileStamp, Prefetched};
@@ -111,7 +111,7 @@ impl FileStates {
             return None;
         }
         let state = {
-            let mut inner = self.inner.lock().expect("file-state lock");
+            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             inner.clock += 1;
             let now = inner.clock;
             let entry = inner.map.get_mut(key)?;
@@ -137,7 +137,7 @@ impl FileStates {
         if self.max_entries == 0 || state.held_bytes() > self.max_bytes {
             return state;
         }
-        let mut inner = self.inner.lock().expect("file-state lock");
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.clock += 1;
         let entry = Entry {
             state: Arc::clone(&state),
@@ -176,7 +176,7 @@ impl FileStates {
 
     /// Drop the entry for `key` if it still is `stale`.
     pub fn forget(&self, key: &str, stale: &Arc<FileState>) {
-        let mut inner = self.inner.lock().expect("file-state lock");
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         // only if nobody replaced it meanwhile
         if inner
             .map
@@ -190,7 +190,7 @@ impl FileStates {
 
     /// Entries and bytes held now.
     pub fn usage(&self) -> (usize, u64) {
-        let inner = self.inner.lock().expect("file-state lock");
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         (inner.map.len(), inner.bytes)
     }
 }

@@ -40,7 +40,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock, Weak};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
@@ -196,7 +196,7 @@ impl HashCache {
             Ok(bytes) => match parse_cache_file(&bytes) {
                 Ok(entries) => {
                     tracing::info!(path = %path.display(), entries = entries.len(), "loaded ETag cache");
-                    let mut slots = cache.slots.lock().expect("fresh mutex");
+                    let mut slots = cache.slots.lock().unwrap_or_else(PoisonError::into_inner);
                     for (p, stamp, digest) in entries.into_iter().take(cache.max_entries) {
                         let hashed = Hashed {
                             digest,
@@ -239,13 +239,13 @@ impl HashCache {
 
     /// Forget what is known of `path` (its hash proved wrong for its stamp).
     pub fn forget(&self, path: &Path) {
-        let mut slots = self.slots.lock().expect("hash cache lock");
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.map.retain(|(p, _), _| p != path);
     }
 
     /// Versions held now.
     pub fn len(&self) -> usize {
-        self.slots.lock().expect("hash cache lock").map.len()
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).map.len()
     }
 
     /// True when nothing is held.
@@ -295,7 +295,7 @@ impl HashCache {
         let now = SystemTime::now();
         let window = Some(self.window).filter(|w| *w != Duration::MAX);
         let cell = {
-            let mut slots = self.slots.lock().expect("hash cache lock");
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             slots.clock += 1;
             let clock = slots.clock;
             let reuse = slots.map.get_mut(&key).and_then(|slot| {
@@ -391,7 +391,7 @@ impl HashCache {
     /// per entry, outside the lock.
     fn prune(&self) {
         let keys: Vec<((PathBuf, u8), FileStamp)> = {
-            let slots = self.slots.lock().expect("hash cache lock");
+            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             slots
                 .map
                 .iter()
@@ -406,7 +406,7 @@ impl HashCache {
             .map(|(k, _)| k)
             .collect();
         if !dead.is_empty() {
-            let mut slots = self.slots.lock().expect("hash cache lock");
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             for k in dead {
                 slots.map.remove(&k);
             }
@@ -414,7 +414,7 @@ impl HashCache {
     }
 
     fn serialize(&self) -> String {
-        let slots = self.slots.lock().expect("hash cache lock");
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         let mut body = String::new();
         for ((path, xor), slot) in slots.map.iter() {
             if let (0, Some(h)) = (xor, slot.digest.get()) {

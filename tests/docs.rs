@@ -60,3 +60,26 @@ fn a_bad_global_quirk_is_one_line_and_exit_2() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn every_long_option_in_help_is_in_the_readme() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_rangeserve"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let options: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-')))
+        .collect();
+    assert!(options.len() > 20, "{help}");
+    for option in options {
+        assert!(
+            readme.contains(option),
+            "{option} is in --help but not in README.md"
+        );
+    }
+}
