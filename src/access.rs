@@ -68,8 +68,11 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             )
                 .into_response();
             // the message may be framed wrongly too: do not read another one
-            res.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+            // (HTTP/2 has no such header; its framing is the stream's)
+            if req.version() < Version::HTTP_2 {
+                res.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             res
         }
         None => {
@@ -128,7 +131,13 @@ fn refusal<B>(app: &App, req: &Request<B>) -> Option<(StatusCode, &'static str)>
         n += 1;
     }
     let values = &hosts[..n.min(2)];
-    if let Err(e) = host::check(req.version() >= Version::HTTP_11, values) {
+    // HTTP/2 carries the authority in its own pseudo-header (RFC 9113 8.3.1)
+    let h1 = req.version() < Version::HTTP_2;
+    let checked = match h1 {
+        true => host::check(req.version() >= Version::HTTP_11, values),
+        false => Ok(()),
+    };
+    if let Err(e) = checked {
         return Some((
             StatusCode::BAD_REQUEST,
             match e {
@@ -166,8 +175,9 @@ struct Record {
 impl Record {
     fn write(&self, sent: u64, cut: bool) {
         let elapsed = self.start.elapsed();
-        let path = self.target.to_string();
-        let path = Clipped(&path);
+        // as requested: HTTP/2 and absolute-form targets also carry an authority
+        let path = self.target.path_and_query().map_or("/", |p| p.as_str());
+        let path = Clipped(path);
         let range = self.range.as_deref().map(Clipped);
         match self.format {
             LogFormat::Text => tracing::info!(

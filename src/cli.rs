@@ -97,6 +97,9 @@ pub struct Cli {
     /// Longest request target (414 beyond), e.g. 8k.
     #[arg(long, value_name = "BYTES", default_value = "8k", value_parser = parse_size)]
     pub max_uri_bytes: u64,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_streams, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams: u32,
     /// Seconds a keep-alive connection may wait for its next request before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().timeouts.idle.as_secs())]
     pub idle_timeout: u64,
@@ -153,6 +156,7 @@ impl Cli {
                 max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
                 max_headers: self.max_headers,
                 max_uri_bytes: usize::try_from(self.max_uri_bytes).unwrap_or(usize::MAX),
+                max_streams: self.max_streams,
                 timeouts: crate::conn::Timeouts {
                     idle: Duration::from_secs(self.idle_timeout),
                     header: Duration::from_secs(self.header_timeout),

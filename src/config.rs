@@ -113,6 +113,8 @@ pub struct Limits {
     pub max_headers: usize,
     /// Request target length in bytes (414 beyond).
     pub max_uri_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_streams: u32,
     /// The idle, header and send time limits of a connection.
     pub timeouts: crate::conn::Timeouts,
 }
@@ -124,6 +126,7 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             max_uri_bytes: 8 * 1024,
+            max_streams: 100,
             timeouts: crate::conn::Timeouts {
                 idle: Duration::from_secs(60),
                 header: Duration::from_secs(10),

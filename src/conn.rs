@@ -11,7 +11,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,6 +36,8 @@ pub struct Timeouts {
 pub struct Activity {
     in_flight: AtomicUsize,
     started: AtomicU64,
+    /// Several requests at once (HTTP/2): no request heads to time.
+    multiplexed: AtomicBool,
     /// The socket's reader, waiting while busy: woken when the connection
     /// becomes idle so that its idle limit starts.
     idle_waker: AtomicWaker,
@@ -47,6 +49,13 @@ impl Activity {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
         InFlight(Arc::clone(self))
+    }
+
+    /// The connection speaks HTTP/2: bytes that arrive while nothing is in
+    /// flight are frames (pings, settings), not the start of a request head;
+    /// only the idle limit applies between streams.
+    pub fn set_multiplexed(&self) {
+        self.multiplexed.store(true, Ordering::Release);
     }
 
     fn busy(&self) -> bool {
@@ -182,7 +191,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if !busy && this.head_started.is_none() && buf.filled().len() > before {
+                if !busy
+                    && this.head_started.is_none()
+                    && buf.filled().len() > before
+                    && !this.activity.multiplexed.load(Ordering::Acquire)
+                {
                     this.head_started = Some(Instant::now());
                 }
                 Poll::Ready(Ok(()))

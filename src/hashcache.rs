@@ -245,7 +245,11 @@ impl HashCache {
 
     /// Versions held now.
     pub fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).map.len()
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map
+            .len()
     }
 
     /// True when nothing is held.

@@ -53,6 +53,7 @@ pub mod quirks;
 pub mod render;
 pub mod rfc;
 pub mod server;
+pub mod transport;
 
 pub use builder::ServerBuilder;
 pub use config::Config;

@@ -12,8 +12,8 @@ use std::convert::Infallible;
 use axum::http::{HeaderValue, Request, Response};
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -29,9 +29,15 @@ use crate::handler::App;
 use crate::hashcache::HashCache;
 use crate::quirks::transform::QuirkMode;
 use crate::quirks::QuirkSet;
+use crate::transport::{self, Protocol, Rewind};
 
 /// hyper's smallest read buffer.
 const MIN_HEADER_BYTES: usize = 8 * 1024;
+/// HTTP/2 streams a client may open and reset before the server accepts
+/// them, at once, before the connection is closed (the h2 crate's default).
+const MAX_PENDING_RESETS: usize = 20;
+/// HTTP/2 streams the server may reset for a client's errors, per connection.
+const MAX_ERROR_RESETS: usize = 1024;
 
 /// Why a server could not start. Each says what to fix in one line.
 #[derive(Debug, thiserror::Error)]
@@ -207,44 +213,22 @@ impl Server {
                 peer,
                 activity: Arc::new(Activity::default()),
             };
-            let io = TimedIo::new(stream, limits.timeouts, Arc::clone(&info.activity));
-            let service = TowerToHyperService::new(service(Arc::clone(&self.app), info));
-            let header_bytes = limits.max_header_bytes.max(MIN_HEADER_BYTES);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                // TimedIo enforces the idle and header limits (hyper's timer
-                // would count idle keep-alive time as header time)
-                .header_read_timeout(None)
-                .title_case_headers(true)
-                .max_buf_size(header_bytes)
-                .max_header_size(header_bytes)
-                .max_headers(limits.max_headers)
-                .serve_connection(TokioIo::new(io), service);
-            let conn = graceful.watch(conn);
+            let app = Arc::clone(&self.app);
+            let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let _slot = slot;
-                match conn.await {
-                    Ok(()) => {}
-                    // hyper has answered 400 or 431 and closed: say so
-                    Err(e) if e.is_parse() || e.is_parse_too_large() => {
-                        tracing::warn!(%peer, error = %e, "malformed request");
-                    }
-                    Err(e) if e.is_timeout() => {
-                        tracing::info!(%peer, "connection timed out; closed");
-                    }
-                    Err(e) => {
-                        // TimedIo's limits surface as I/O errors
-                        let timed_out = std::error::Error::source(&e)
-                            .and_then(|s| s.downcast_ref::<io::Error>())
-                            .filter(|io| io.kind() == io::ErrorKind::TimedOut);
-                        match timed_out {
-                            Some(io) => tracing::info!(%peer, reason = %io, "connection closed"),
-                            // resets, aborted bodies (already logged where they happen)
-                            None => {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error")
-                            }
-                        }
-                    }
+                let mut io = TimedIo::new(stream, limits.timeouts, Arc::clone(&info.activity));
+                let (protocol, prefix) = match transport::sniff(&mut io).await {
+                    Ok(Some(first)) => first,
+                    Ok(None) => return,
+                    Err(e) => return log_end(peer, &e),
+                };
+                if protocol == Protocol::Http2 {
+                    info.activity.set_multiplexed();
+                }
+                let io = Rewind::new(prefix, io);
+                if let Err(e) = serve_http(io, protocol, app, info, watcher).await {
+                    log_end(peer, &e);
                 }
             });
         }
@@ -312,6 +296,75 @@ impl Drop for ServerHandle {
             let _ = stop.send(());
         }
     }
+}
+
+/// Serve HTTP on a connection whose protocol is known, until it ends or a
+/// graceful shutdown closes it.
+async fn serve_http<I>(
+    io: I,
+    protocol: Protocol,
+    app: Arc<App>,
+    info: ConnInfo,
+    watcher: Watcher,
+) -> Result<(), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = app.config.limits;
+    let service = TowerToHyperService::new(service(app, info));
+    let header_bytes = limits.max_header_bytes.max(MIN_HEADER_BYTES);
+    match protocol {
+        Protocol::Http1 => {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                // TimedIo enforces the idle and header limits (hyper's timer
+                // would count idle keep-alive time as header time)
+                .header_read_timeout(None)
+                .title_case_headers(true)
+                .max_buf_size(header_bytes)
+                .max_header_size(header_bytes)
+                .max_headers(limits.max_headers)
+                .serve_connection(TokioIo::new(io), service);
+            watcher.watch(conn).await
+        }
+        Protocol::Http2 => {
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(limits.max_streams)
+                .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX))
+                // rapid reset (CVE-2023-44487): streams a client opens and
+                // resets before they are served count against this
+                .max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
+                .max_local_error_reset_streams(Some(MAX_ERROR_RESETS))
+                .serve_connection(TokioIo::new(io), service);
+            watcher.watch(conn).await
+        }
+    }
+}
+
+/// Say how a connection ended, when that is worth a line.
+fn log_end(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    if let Some(h) = e.downcast_ref::<hyper::Error>() {
+        // hyper has answered 400 or 431 and closed: say so
+        if h.is_parse() || h.is_parse_too_large() {
+            return tracing::warn!(%peer, error = %h, "malformed request");
+        }
+        if h.is_timeout() {
+            return tracing::info!(%peer, "connection timed out; closed");
+        }
+    }
+    // TimedIo's limits surface as I/O errors
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::TimedOut {
+                return tracing::info!(%peer, reason = %io, "connection closed");
+            }
+        }
+        source = err.source();
+    }
+    // resets, aborted bodies (already logged where they happen)
+    tracing::debug!(%peer, error = %e, "connection ended with an error");
 }
 
 /// The service of one connection: the request frame of [`crate::access`]

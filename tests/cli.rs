@@ -1022,10 +1022,16 @@ fn out_of_descriptors_the_accept_loop_backs_off_logs_once_and_recovers() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    assert_eq!(
-        stderr.matches("accept failed").count(),
-        1,
+    // once per episode, not once per retry (2 s of retries would be 20 lines);
+    // the connections leaving can free descriptors a few at a time
+    let episodes = stderr.matches("accept failed").count();
+    assert!(
+        (1..=3).contains(&episodes),
         "logged once per episode: {stderr}"
+    );
+    assert!(
+        stderr.matches("accepting connections again").count() >= episodes - 1,
+        "{stderr}"
     );
     assert!(stderr.contains("accepting connections again"), "{stderr}");
 }

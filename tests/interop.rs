@@ -155,3 +155,51 @@ fn curl_refuses_to_resume_when_the_server_ignores_ranges() {
         .arg(&url));
     assert_eq!(code, 33);
 }
+
+#[test]
+fn curl_http2_prior_knowledge_ranges_multipart_and_resume() {
+    if !tool("curl") {
+        return;
+    }
+    let data = pattern(300_000);
+    let s = served(&data, "");
+    let url = format!("http://{}/file.bin", s.addr);
+    let h2 = "--http2-prior-knowledge";
+    // a single range
+    let (code, body) = run(Command::new("curl").args(["-s", h2, "-r", "1000-1999", &url]));
+    assert_eq!(code, 0);
+    assert_eq!(body, &data[1000..2000]);
+    // the head says HTTP/2 and 206
+    let (code, head) = run(Command::new("curl").args([
+        "-s",
+        h2,
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-r",
+        "0-0,-1",
+        &url,
+    ]));
+    assert_eq!(code, 0);
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/2 206"), "{head}");
+    // multipart over h2
+    let (code, body) = run(Command::new("curl").args(["-s", h2, "-r", "0-0,-1", &url]));
+    assert_eq!(code, 0);
+    let boundary =
+        std::str::from_utf8(&body[2..body.iter().position(|&b| b == b'\r').unwrap()]).unwrap();
+    let parts = parse_multipart(&format!("multipart/byteranges; boundary={boundary}"), &body);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].body, &data[..1]);
+    assert_eq!(parts[1].body, &data[299_999..]);
+    // resume a partial download (-C -) over h2
+    let dir = tempfile::tempdir().unwrap();
+    let out = partial_file(dir.path(), &data, 123_456);
+    let (code, _) = run(Command::new("curl")
+        .args(["-s", h2, "-C", "-", "-o"])
+        .arg(&out)
+        .arg(&url));
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+}

@@ -1,0 +1,170 @@
+//! What a connection speaks. On a plain port, HTTP/1.1 or HTTP/2 with prior
+//! knowledge (h2c, RFC 9113 3.3): a client that starts with the HTTP/2
+//! connection preface gets HTTP/2. Over TLS, ALPN decides (see [`crate::tls`]).
+//!
+//! Telling them apart means reading the first bytes; [`Rewind`] gives them
+//! back to whichever protocol reads next.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An HTTP version a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.0 or HTTP/1.1.
+    Http1,
+    /// HTTP/2.
+    Http2,
+}
+
+/// What the first bytes of a connection say, if they say enough (pure):
+/// `Some(Http2)` for the whole preface, `Some(Http1)` as soon as a byte
+/// differs from it, `None` for a strict prefix of it.
+pub fn classify(first: &[u8]) -> Option<Protocol> {
+    let n = first.len().min(H2_PREFACE.len());
+    if first[..n] != H2_PREFACE[..n] {
+        Some(Protocol::Http1)
+    } else if n == H2_PREFACE.len() {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
+/// Read just enough of `io` to tell HTTP/1 from HTTP/2 prior knowledge;
+/// returns the protocol and the bytes read, to be replayed with [`Rewind`].
+/// A connection closed before saying anything is `Ok(None)`.
+pub async fn sniff<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<Option<(Protocol, Bytes)>> {
+    let mut buf = Vec::with_capacity(H2_PREFACE.len());
+    loop {
+        let mut chunk = [0u8; 24];
+        let want = H2_PREFACE.len() - buf.len();
+        let n = io.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            return Ok(match buf.is_empty() {
+                true => None,
+                // a few bytes then EOF: let HTTP/1 answer (or not) as it does
+                false => Some((Protocol::Http1, Bytes::from(buf))),
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = classify(&buf) {
+            return Ok(Some((p, Bytes::from(buf))));
+        }
+    }
+}
+
+/// A stream whose first bytes were already read: they are read again first.
+pub struct Rewind<I> {
+    prefix: Bytes,
+    inner: I,
+}
+
+impl<I> Rewind<I> {
+    /// `prefix` is what was read from `inner` so far.
+    pub fn new(prefix: Bytes, inner: I) -> Self {
+        Rewind { prefix, inner }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_table() {
+        // RFC 9113 3.4: the client preface starts with exactly these 24 octets
+        use Protocol::*;
+        #[rustfmt::skip]
+        let rows: &[(&[u8], Option<Protocol>)] = &[
+            (b"GET / HTTP/1.1\r\n", Some(Http1)),
+            (b"G", Some(Http1)),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Some(Http2)),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04", Some(Http2)),
+            (b"PRI * HTTP/2.0\r\n", None),
+            (b"P", None),
+            (b"", None),
+            (b"PRI * HTTP/1.1\r\n", Some(Http1)),
+            (b"POST / HTTP/1.1\r\n", Some(Http1)),
+        ];
+        for (first, want) in rows {
+            assert_eq!(
+                classify(first),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(first)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn rewind_replays_what_sniff_read() {
+        let (mut client, server) = tokio::io::duplex(64);
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        drop(client);
+        let mut server = server;
+        let (p, prefix) = sniff(&mut server).await.unwrap().unwrap();
+        assert_eq!(p, Protocol::Http1);
+        let mut all = Vec::new();
+        Rewind::new(prefix, server)
+            .read_to_end(&mut all)
+            .await
+            .unwrap();
+        assert_eq!(all, b"GET / HTTP/1.1\r\n\r\n");
+    }
+}
