@@ -113,6 +113,27 @@ impl ServerBuilder {
         self
     }
 
+    /// Serve HTTPS with a PEM certificate chain and key (checked at start).
+    pub fn tls_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.config.tls = Some(crate::tls::TlsSource::Files {
+            cert: cert.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Serve HTTPS with a certificate generated at start for localhost,
+    /// 127.0.0.1, ::1 and the bind address; written as PEM to `cert_out`, if
+    /// given, for a client to trust.
+    pub fn tls_self_signed(mut self, cert_out: Option<PathBuf>) -> Self {
+        // names completed with the bind address in config()
+        self.config.tls = Some(crate::tls::TlsSource::SelfSigned {
+            names: Vec::new(),
+            cert_out,
+        });
+        self
+    }
+
     /// HTML listings for directories without index.html (default on).
     pub fn listing(mut self, on: bool) -> Self {
         self.config.listing = on;
@@ -185,6 +206,9 @@ impl ServerBuilder {
             })?;
             config.bind = addr.ip();
             config.port = addr.port();
+        }
+        if let Some(crate::tls::TlsSource::SelfSigned { names, .. }) = &mut config.tls {
+            *names = crate::cli::self_signed_names(&config.bind.to_string());
         }
         for spec in &self.quirk_specs {
             let parsed = Spec::parse(spec).map_err(|e| StartError::Config {

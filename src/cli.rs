@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::config::{Config, Limits, LogFormat};
 use crate::quirks::{QuirkError, Spec};
+use crate::tls::TlsSource;
 
 /// rangeserve: an HTTP file server that gets byte ranges exactly right.
 #[derive(Debug, Parser)]
@@ -109,6 +110,18 @@ pub struct Cli {
     /// Seconds a response may wait for a client that stopped reading before the connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().timeouts.send.as_secs())]
     pub send_timeout: u64,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate chain; needs --tls-key. SIGHUP reloads both files.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate generated now for localhost, 127.0.0.1, ::1 and the --bind name; its SHA-256 fingerprint goes to stderr.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
+    /// Write the generated certificate (PEM) to FILE, so that a client can trust it.
+    #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
+    pub tls_cert_out: Option<PathBuf>,
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -164,8 +177,37 @@ impl Cli {
                 },
             },
             log_format: self.log_format,
+            tls: self.tls(),
         })
     }
+}
+
+impl Cli {
+    fn tls(&self) -> Option<TlsSource> {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            return Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
+        self.tls_self_signed.then(|| TlsSource::SelfSigned {
+            names: self_signed_names(&self.bind),
+            cert_out: self.tls_cert_out.clone(),
+        })
+    }
+}
+
+/// The names a generated certificate covers: the loopback names and `bind`.
+pub fn self_signed_names(bind: &str) -> Vec<String> {
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    let bind = bind.trim_start_matches('[').trim_end_matches(']');
+    let unspecified = bind
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if !bind.is_empty() && !unspecified && !names.iter().any(|n| n == bind) {
+        names.push(bind.to_string());
+    }
+    names
 }
 
 /// A command line that clap accepted but that makes no sense.

@@ -53,6 +53,8 @@ pub struct Config {
     pub limits: Limits,
     /// How access lines are written.
     pub log_format: LogFormat,
+    /// Serve HTTPS with this certificate (None: plain HTTP).
+    pub tls: Option<crate::tls::TlsSource>,
     /// How long after a file's last change a hash of it stays racy (see
     /// [`crate::hashcache`]); `None`: the kernel's writeback window + 1 s.
     pub settle_window: Option<Duration>,
@@ -97,6 +99,7 @@ impl Default for Config {
             settle_window: None,
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            tls: None,
         }
     }
 }

@@ -53,6 +53,7 @@ pub mod quirks;
 pub mod render;
 pub mod rfc;
 pub mod server;
+pub mod tls;
 pub mod transport;
 
 pub use builder::ServerBuilder;

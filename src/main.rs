@@ -60,8 +60,21 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let server = match Server::bind(config).await {
             Ok(s) => s,
+            // unusable certificate material: a usage error, like a bad option
+            Err(e @ rangeserve::StartError::Tls(_)) => {
+                eprintln!("rangeserve: error: {e}");
+                return ExitCode::from(2);
+            }
             Err(e) => return fail(&e.to_string()),
         };
+        if let Some(fp) = server.tls_fingerprint() {
+            eprintln!("rangeserve: TLS certificate SHA-256 fingerprint {fp}");
+        }
+        if let Some(reloader) = server.tls_reloader() {
+            if let Err(e) = reload_on_sighup(reloader) {
+                return fail(&format!("cannot install signal handlers: {e}"));
+            }
+        }
         // Signal handlers go in before anyone is told we are ready, so a
         // SIGTERM sent right after the first line still shuts down cleanly.
         let shutdown = match shutdown_signal() {
@@ -90,6 +103,26 @@ fn main() -> ExitCode {
 fn fail(msg: &str) -> ExitCode {
     eprintln!("rangeserve: error: {msg}");
     ExitCode::FAILURE
+}
+
+/// Reload the certificate files on every SIGHUP; a bad file keeps the
+/// current certificate (and says why).
+fn reload_on_sighup(reloader: rangeserve::server::TlsReloader) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let r = reloader.clone();
+            match tokio::task::spawn_blocking(move || r.reload()).await {
+                Ok(Ok(fp)) => tracing::warn!(fingerprint = %fp, "TLS certificate reloaded"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the current certificate")
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    Ok(())
 }
 
 /// A future that completes on SIGINT or SIGTERM; the handlers are installed now.

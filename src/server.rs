@@ -29,6 +29,7 @@ use crate::handler::App;
 use crate::hashcache::HashCache;
 use crate::quirks::transform::QuirkMode;
 use crate::quirks::QuirkSet;
+use crate::tls::{CertStore, TlsSource};
 use crate::transport::{self, Protocol, Rewind};
 
 /// hyper's smallest read buffer.
@@ -58,6 +59,9 @@ pub enum StartError {
         /// What is wrong.
         reason: String,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -96,6 +100,34 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     app: Arc<App>,
+    tls: Option<Tls>,
+}
+
+/// A server's TLS state: what it presents and where that came from.
+#[derive(Clone)]
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    store: Arc<CertStore>,
+    source: TlsSource,
+    fingerprint: String,
+}
+
+/// Reloads a server's certificate files (on SIGHUP, say): new handshakes
+/// get the new certificate, connections already open keep theirs.
+#[derive(Clone)]
+pub struct TlsReloader {
+    store: Arc<CertStore>,
+    source: TlsSource,
+}
+
+impl TlsReloader {
+    /// Load the files again; on error the current certificate stays.
+    /// Returns the new certificate's SHA-256 fingerprint.
+    pub fn reload(&self) -> Result<String, crate::tls::TlsError> {
+        let loaded = crate::tls::load(&self.source)?;
+        self.store.replace(loaded.key);
+        Ok(loaded.fingerprint)
+    }
 }
 
 impl Server {
@@ -142,10 +174,15 @@ impl Server {
             quirks,
             files: FileStates::new(open_file_cache, small_file_cache),
         });
+        let tls = match &app.config.tls {
+            Some(source) => Some(tls_state(source)?),
+            None => None,
+        };
         Ok(Server {
             listener,
             local_addr,
             app,
+            tls,
         })
     }
 
@@ -154,9 +191,32 @@ impl Server {
         self.local_addr
     }
 
-    /// `http://ADDR:PORT/`, IPv6 addresses in brackets.
+    /// `http://ADDR:PORT/` (`https` with TLS), IPv6 addresses in brackets.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.local_addr)
+        format!("{}://{}/", self.scheme(), self.local_addr)
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The SHA-256 fingerprint of the certificate presented, with TLS.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.fingerprint.as_str())
+    }
+
+    /// What reloads the certificate files (TLS from files only).
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        let tls = self.tls.as_ref()?;
+        matches!(tls.source, TlsSource::Files { .. }).then(|| TlsReloader {
+            store: Arc::clone(&tls.store),
+            source: tls.source.clone(),
+        })
     }
 
     /// The server's content-hash cache (for statistics: hashes computed).
@@ -215,9 +275,30 @@ impl Server {
             };
             let app = Arc::clone(&self.app);
             let watcher = graceful.watcher();
+            let tls = self.tls.as_ref().map(|t| t.acceptor.clone());
             tokio::spawn(async move {
                 let _slot = slot;
                 let mut io = TimedIo::new(stream, limits.timeouts, Arc::clone(&info.activity));
+                if let Some(acceptor) = tls {
+                    let stream = match acceptor.accept(io).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // a plain-HTTP client, a scanner, an untrusting client
+                            return tracing::info!(%peer, error = %e, "TLS handshake failed");
+                        }
+                    };
+                    let protocol = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Protocol::Http2,
+                        _ => Protocol::Http1,
+                    };
+                    if protocol == Protocol::Http2 {
+                        info.activity.set_multiplexed();
+                    }
+                    if let Err(e) = serve_http(stream, protocol, app, info, watcher).await {
+                        log_end(peer, &e);
+                    }
+                    return;
+                }
                 let (protocol, prefix) = match transport::sniff(&mut io).await {
                     Ok(Some(first)) => first,
                     Ok(None) => return,
@@ -250,11 +331,13 @@ impl Server {
     pub fn spawn(self) -> ServerHandle {
         let (tx, rx) = oneshot::channel::<()>();
         let local_addr = self.local_addr;
+        let scheme = self.scheme();
         let task = tokio::spawn(self.run(async {
             let _ = rx.await;
         }));
         ServerHandle {
             local_addr,
+            scheme,
             stop: Some(tx),
             task: Some(task),
         }
@@ -264,6 +347,7 @@ impl Server {
 /// A server running on a background task. Dropping it stops the server.
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    scheme: &'static str,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -274,9 +358,14 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// `http://ADDR:PORT/`.
+    /// `http://ADDR:PORT/` or `https://ADDR:PORT/`.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.local_addr)
+        format!("{}://{}/", self.scheme, self.local_addr)
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// Stop accepting, let in-flight responses finish, and wait for that.
@@ -296,6 +385,35 @@ impl Drop for ServerHandle {
             let _ = stop.send(());
         }
     }
+}
+
+/// Load (or generate) the certificate, write a generated one where asked,
+/// and build the acceptor.
+fn tls_state(source: &TlsSource) -> Result<Tls, StartError> {
+    let loaded = crate::tls::load(source)?;
+    if let (
+        TlsSource::SelfSigned {
+            cert_out: Some(path),
+            ..
+        },
+        Some(pem),
+    ) = (source, &loaded.generated_pem)
+    {
+        std::fs::write(path, pem).map_err(|e| {
+            StartError::Tls(crate::tls::TlsError::Write {
+                path: path.clone(),
+                source: e,
+            })
+        })?;
+    }
+    let store = CertStore::new(loaded.key);
+    let config = crate::tls::server_config(Arc::clone(&store))?;
+    Ok(Tls {
+        acceptor: tokio_rustls::TlsAcceptor::from(config),
+        store,
+        source: source.clone(),
+        fingerprint: loaded.fingerprint,
+    })
 }
 
 /// Serve HTTP on a connection whose protocol is known, until it ends or a
