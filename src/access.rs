@@ -11,7 +11,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::header::{CONNECTION, CONTENT_TYPE, HOST, RANGE};
+use axum::http::header::{
+    ACCESS_CONTROL_REQUEST_METHOD, CONNECTION, CONTENT_TYPE, HOST, ORIGIN, RANGE,
+};
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -21,6 +23,7 @@ use tower::BoxError;
 
 use crate::config::LogFormat;
 use crate::conn::{Activity, InFlight};
+use crate::cors::Cors;
 use crate::error::status_text;
 use crate::handler::{self, App, Clipped};
 use crate::rfc::host;
@@ -51,6 +54,18 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             format: app.config.log_format,
         })
     });
+    let cors = &app.config.cors;
+    let origin = match cors {
+        Cors::Off => None,
+        _ => req.headers().get(ORIGIN).map(|v| v.as_bytes().to_vec()),
+    };
+    let preflight = cors.preflight(
+        req.method() == Method::OPTIONS,
+        origin.as_deref(),
+        req.headers()
+            .get(ACCESS_CONTROL_REQUEST_METHOD)
+            .map(|v| v.as_bytes()),
+    );
     let res = match refusal(&app, &req) {
         Some((status, reason)) => {
             tracing::warn!(
@@ -72,6 +87,13 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             if req.version() < Version::HTTP_2 {
                 res.headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            res
+        }
+        None if preflight.is_some() => {
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            for (name, value) in preflight.clone().unwrap_or_default() {
+                res.headers_mut().append(name, value);
             }
             res
         }
@@ -101,7 +123,12 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             }
         }
     };
-    let res = crate::quirks::transform::hide_head_length(res);
+    let mut res = crate::quirks::transform::hide_head_length(res);
+    if !matches!(cors, Cors::Off) && preflight.is_none() {
+        for (name, value) in cors.response_headers(origin.as_deref()) {
+            res.headers_mut().append(name, value);
+        }
+    }
     let (parts, body) = res.into_parts();
     let log = log.map(|mut r| {
         r.status = parts.status.as_u16();

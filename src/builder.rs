@@ -134,6 +134,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Which origins' scripts may read responses (CORS; off by default).
+    pub fn cors(mut self, cors: crate::cors::Cors) -> Self {
+        self.config.cors = cors;
+        self
+    }
+
     /// HTML listings for directories without index.html (default on).
     pub fn listing(mut self, on: bool) -> Self {
         self.config.listing = on;

@@ -8,6 +8,7 @@ use clap::Parser;
 use std::time::Duration;
 
 use crate::config::{Config, Limits, LogFormat};
+use crate::cors::Cors;
 use crate::quirks::{QuirkError, Spec};
 use crate::tls::TlsSource;
 
@@ -110,6 +111,9 @@ pub struct Cli {
     /// Seconds a response may wait for a client that stopped reading before the connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().timeouts.send.as_secs())]
     pub send_timeout: u64,
+    /// Let scripts of other origins read responses (CORS): `--cors` for any origin, `--cors ORIGIN` (repeatable) for those only, e.g. https://app.example:8443.
+    #[arg(long, value_name = "ORIGIN", num_args = 0..=1, default_missing_value = "*")]
+    pub cors: Vec<String>,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate chain; needs --tls-key. SIGHUP reloads both files.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -178,6 +182,7 @@ impl Cli {
             },
             log_format: self.log_format,
             tls: self.tls(),
+            cors: cors(&self.cors)?,
         })
     }
 }
@@ -195,6 +200,26 @@ impl Cli {
             cert_out: self.tls_cert_out.clone(),
         })
     }
+}
+
+/// `--cors` values: `*` (a bare `--cors`) for any origin, else the origins.
+fn cors(values: &[String]) -> Result<Cors, CliError> {
+    if values.is_empty() {
+        return Ok(Cors::Off);
+    }
+    if values.iter().any(|v| v == "*") {
+        return Ok(Cors::Any);
+    }
+    for v in values {
+        // an origin is scheme://host[:port]: no path, no trailing slash
+        let rest = v
+            .strip_prefix("http://")
+            .or_else(|| v.strip_prefix("https://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.contains('/')) {
+            return Err(CliError::Cors(v.clone()));
+        }
+    }
+    Ok(Cors::Origins(values.to_vec()))
 }
 
 /// The names a generated certificate covers: the loopback names and `bind`.
@@ -216,6 +241,9 @@ pub enum CliError {
     /// `--quirk` names an unknown quirk or has a bad value.
     #[error("--quirk: {0}")]
     Quirk(#[from] QuirkError),
+    /// `--cors` names something that is not an origin.
+    #[error("--cors {0:?} is not an origin like https://app.example:8443")]
+    Cors(String),
     /// `--bind` is neither an IP address nor a name that resolves.
     #[error("--bind {0:?} is not an IP address or a resolvable host name")]
     Bind(String),

@@ -53,6 +53,8 @@ pub struct Config {
     pub limits: Limits,
     /// How access lines are written.
     pub log_format: LogFormat,
+    /// Which origins' scripts may read responses (CORS).
+    pub cors: crate::cors::Cors,
     /// Serve HTTPS with this certificate (None: plain HTTP).
     pub tls: Option<crate::tls::TlsSource>,
     /// How long after a file's last change a hash of it stays racy (see
@@ -100,6 +102,7 @@ impl Default for Config {
             limits: Limits::default(),
             log_format: LogFormat::Text,
             tls: None,
+            cors: crate::cors::Cors::Off,
         }
     }
 }

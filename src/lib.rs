@@ -40,6 +40,7 @@ pub mod builder;
 pub mod cli;
 pub mod config;
 pub mod conn;
+pub mod cors;
 pub mod error;
 pub mod filestate;
 pub mod fs;
