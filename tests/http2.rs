@@ -246,3 +246,97 @@ fn quirks_over_h2c_transform_the_same_response() {
         "the connection survives a reset stream"
     );
 }
+
+#[test]
+fn rapid_reset_is_survived_and_bounded() {
+    // CVE-2023-44487: open streams and reset them at once, over and over
+    let data = pattern(1 << 20);
+    let s = server(&data, Config::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sent, ended) = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
+        let driver = tokio::spawn(conn);
+        let mut sent = 0;
+        for _ in 0..5000 {
+            let req = Request::get("http://test/data.bin").body(()).unwrap();
+            let Ok(ready) = client.clone().ready().await else {
+                break;
+            };
+            client = ready;
+            let Ok((_res, mut stream)) = client.send_request(req, false) else {
+                break;
+            };
+            stream.send_reset(h2::Reason::CANCEL);
+            sent += 1;
+        }
+        // the server either absorbs them or ends this connection (GOAWAY);
+        // it never serves them all nor falls over
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), driver)
+            .await
+            .is_ok();
+        (sent, ended)
+    });
+    assert!(sent > 0);
+    eprintln!("rapid reset: {sent} streams sent, connection ended by the server: {ended}");
+    // the server is fine, over both protocols
+    let mut h2 = H2::connect(s.addr);
+    assert_eq!(
+        h2.get("/data.bin", &[("range", "bytes=0-9")]).body(),
+        &data[..10]
+    );
+    assert_eq!(
+        s.get("/data.bin", &[("Range", "bytes=0-9")]).body,
+        &data[..10]
+    );
+}
+
+#[test]
+fn stream_and_header_limits_are_advertised_and_enforced() {
+    let data = pattern(1000);
+    let mut limits = rangeserve::config::Limits::default();
+    limits.max_streams = 3;
+    limits.max_header_bytes = 16 * 1024;
+    let s = server(
+        &data,
+        Config {
+            limits,
+            ..Config::default()
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(conn);
+        let mut client = client.ready().await.unwrap();
+        // the server's SETTINGS arrive with the first exchange
+        let req = Request::get("http://test/data.bin").body(()).unwrap();
+        let (res, _) = client.send_request(req, true).unwrap();
+        assert_eq!(res.await.unwrap().status(), 200);
+        assert_eq!(client.current_max_send_streams(), 3);
+        // a header block over the limit is refused, the connection goes on
+        let big = "x".repeat(20 * 1024);
+        let req = Request::get("http://test/data.bin")
+            .header("x-big", big)
+            .body(())
+            .unwrap();
+        let mut client = client.ready().await.unwrap();
+        let refused = match client.send_request(req, true) {
+            Ok((res, _)) => match res.await {
+                Ok(r) => r.status() == 431,
+                Err(_) => true,
+            },
+            Err(_) => true,
+        };
+        assert!(refused, "a 20 KiB header block is not served");
+    });
+    let mut h2 = H2::connect(s.addr);
+    assert_eq!(h2.get("/data.bin", &[]).body(), &data[..]);
+}

@@ -203,3 +203,59 @@ fn curl_http2_prior_knowledge_ranges_multipart_and_resume() {
     assert_eq!(code, 0);
     assert_eq!(std::fs::read(&out).unwrap(), data);
 }
+
+#[test]
+fn curl_over_https_http2_and_http1_trusting_the_generated_certificate() {
+    if !tool("curl") {
+        return;
+    }
+    let data = pattern(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file.bin"), &data).unwrap();
+    let ca = dir.path().join("ca.pem");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(
+            rangeserve::Server::builder()
+                .root(dir.path())
+                .bind("127.0.0.1:0")
+                .tls_self_signed(Some(ca.clone()))
+                .spawn(),
+        )
+        .unwrap();
+    let url = format!("https://localhost:{}/file.bin", server.local_addr().port());
+    let resolve = format!("localhost:{}:127.0.0.1", server.local_addr().port());
+    let thread = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for proto in ["--http2", "--http1.1"] {
+            let (code, head) = run(Command::new("curl")
+                .args(["-s", proto, "--resolve", &resolve, "--cacert"])
+                .arg(&ca)
+                .args(["-D", "-", "-o", "/dev/null", "-r", "10-19", &url]));
+            let (code2, body) = run(Command::new("curl")
+                .args(["-s", proto, "--resolve", &resolve, "--cacert"])
+                .arg(&ca)
+                .args(["-r", "10-19", &url]));
+            got.push((code, String::from_utf8(head).unwrap(), code2, body));
+        }
+        got
+    });
+    // the server runs on this runtime while curl works
+    let got = rt.block_on(async {
+        loop {
+            if thread.is_finished() {
+                break thread.join().unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    for ((code, head, code2, body), status) in got.into_iter().zip(["HTTP/2 206", "HTTP/1.1 206"]) {
+        assert_eq!((code, code2), (0, 0), "{head}");
+        assert!(head.starts_with(status), "{head}");
+        assert_eq!(body, &data[10..20]);
+    }
+    rt.block_on(server.shutdown());
+}
