@@ -297,9 +297,11 @@ fn rapid_reset_is_survived_and_bounded() {
 #[test]
 fn stream_and_header_limits_are_advertised_and_enforced() {
     let data = pattern(1000);
-    let mut limits = rangeserve::config::Limits::default();
-    limits.max_streams = 3;
-    limits.max_header_bytes = 16 * 1024;
+    let limits = rangeserve::config::Limits {
+        max_streams: 3,
+        max_header_bytes: 16 * 1024,
+        ..Default::default()
+    };
     let s = server(
         &data,
         Config {
