@@ -22,6 +22,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -45,18 +46,34 @@ def rangeserve_bin() -> Path:
 
 @dataclass
 class Server:
-    url: str  # "http://127.0.0.1:PORT/", from the first stdout line
+    url: str  # "http://127.0.0.1:PORT/" (https with TLS), from the first stdout line
     root: Path  # the directory being served: put files here
+    ca: Optional[Path] = None  # with TLS: the server's certificate (PEM), to trust
 
 
 @pytest.fixture
 def rangeserve(tmp_path):
     """Serve a fresh temporary directory; yields a Server (url, root)."""
+    yield from _serve(tmp_path, [], "http://")
+
+
+@pytest.fixture
+def rangeserve_https(tmp_path):
+    """Like `rangeserve`, over HTTPS (HTTP/1.1 and HTTP/2 by ALPN) with a
+    certificate generated for this run; `Server.ca` is that certificate, e.g.
+    for ``ssl.create_default_context(cafile=server.ca)``."""
+    ca = tmp_path / "ca.pem"
+    for server in _serve(tmp_path, ["--tls-self-signed", "--tls-cert-out", str(ca)], "https://"):
+        server.ca = ca
+        yield server
+
+
+def _serve(tmp_path, extra_args, scheme):
     root = tmp_path / "served"
     root.mkdir()
     log = open(tmp_path / "rangeserve.log", "w+b")  # its stderr, shown on failure
     proc = subprocess.Popen(
-        [str(rangeserve_bin()), "--port", "0", "--quiet", str(root)],
+        [str(rangeserve_bin()), "--port", "0", "--quiet", *extra_args, str(root)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -81,7 +98,7 @@ def rangeserve(tmp_path):
         if not line.startswith(PREFIX):
             pytest.fail(f"unexpected first line {line!r}; stderr: {stderr_text()}")
         url = line[len(PREFIX):].strip()
-        assert url.startswith("http://") and url.endswith("/"), url
+        assert url.startswith(scheme) and url.endswith("/"), url
 
         yield Server(url=url, root=root)
 

@@ -9,9 +9,11 @@ client can check what it stitched.
 """
 
 import base64
+import functools
 import hashlib
 import os
 import re
+import ssl
 import urllib.request
 
 SIZE = 5 * 1024 * 1024
@@ -19,10 +21,12 @@ CUT = 1_234_567  # the first request gets bytes 0..CUT-1
 TIMEOUT = 30  # seconds, per request
 
 
-def fetch(url, headers=None):
-    """GET url; returns (status, headers, body). 2xx only (urllib raises otherwise)."""
+def fetch(url, headers=None, ca=None):
+    """GET url; returns (status, headers, body). 2xx only (urllib raises otherwise).
+    ``ca``: the only certificate trusted for https (the server's own)."""
     req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    with urllib.request.urlopen(req, timeout=TIMEOUT, context=context) as resp:
         return resp.status, resp.headers, resp.read()
 
 
@@ -42,12 +46,24 @@ def write_random(path, size) -> bytes:
 
 
 def test_resume_after_partial_download(rangeserve, tmp_path):
-    original = write_random(rangeserve.root / "big.bin", SIZE)
-    url = rangeserve.url + "big.bin"
+    resume_after_partial_download(rangeserve, tmp_path)
+
+
+def test_resume_after_partial_download_over_https(rangeserve_https, tmp_path):
+    assert rangeserve_https.url.startswith("https://")
+    resume_after_partial_download(rangeserve_https, tmp_path)
+
+
+def resume_after_partial_download(server, tmp_path):
+    original = write_random(server.root / "big.bin", SIZE)
+    # the certificate is for "localhost" (and 127.0.0.1): either name works
+    url = server.url + "big.bin"
     dest = tmp_path / "big.bin.part"
 
+    get = functools.partial(fetch, ca=server.ca)
+
     # 1. A partial download: the first CUT bytes (an interrupted transfer).
-    status, headers, body = fetch(url, {"Range": f"bytes=0-{CUT - 1}"})
+    status, headers, body = get(url, {"Range": f"bytes=0-{CUT - 1}"})
     assert status == 206
     assert headers["Content-Range"] == f"bytes 0-{CUT - 1}/{SIZE}"
     assert len(body) == CUT
@@ -57,7 +73,7 @@ def test_resume_after_partial_download(rangeserve, tmp_path):
 
     # 2. Resume from where it stopped, only if the file is still the same one.
     have = dest.stat().st_size
-    status, headers, body = fetch(url, {"Range": f"bytes={have}-", "If-Range": etag})
+    status, headers, body = get(url, {"Range": f"bytes={have}-", "If-Range": etag})
     assert status == 206
     assert headers["Content-Range"] == f"bytes {have}-{SIZE - 1}/{SIZE}"
     assert headers["ETag"] == etag
