@@ -95,6 +95,23 @@ fn descriptor_budget(asked: usize) -> usize {
     }
 }
 
+/// Bind `addr` with a listen backlog that holds the connections waiting for
+/// a free slot (`--max-connections`): at least 1024, so that a burst of
+/// clients waits in the kernel's queue instead of having its SYNs dropped
+/// (tokio's default backlog is 128). The kernel caps it at `somaxconn`.
+fn listen(addr: SocketAddr, max_connections: usize) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let backlog = u32::try_from(max_connections)
+        .unwrap_or(u32::MAX)
+        .clamp(1024, 65_535);
+    socket.listen(backlog)
+}
+
 /// A bound server, not yet serving.
 pub struct Server {
     listener: TcpListener,
@@ -151,8 +168,7 @@ impl Server {
             None => HashCache::bounded(config.hash_cache, config.settle_window),
         });
         let addr = SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = listen(addr, config.limits.max_connections)
             .map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener
             .local_addr()
