@@ -455,6 +455,9 @@ where
                 // would count idle keep-alive time as header time)
                 .header_read_timeout(None)
                 .title_case_headers(true)
+                // half_close stays off: a client's FIN means it is gone, so
+                // work for it (hashing a big file) stops; one that shuts
+                // down its side after a request is treated as gone too
                 .max_buf_size(header_bytes)
                 .max_header_size(header_bytes)
                 .max_headers(limits.max_headers)
