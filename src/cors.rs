@@ -51,13 +51,23 @@ impl Cors {
         matches!(self, Cors::Origins(_))
     }
 
-    /// Headers for an ordinary response to a request with `origin`.
-    pub fn response_headers(&self, origin: Option<&[u8]>) -> Vec<(HeaderName, HeaderValue)> {
+    /// `Vary: Origin` if the answer depends on it, and the
+    /// `Access-Control-Allow-Origin` value if `origin` is allowed.
+    fn start(
+        &self,
+        origin: Option<&[u8]>,
+    ) -> (Vec<(HeaderName, HeaderValue)>, Option<HeaderValue>) {
         let mut out = Vec::new();
         if self.varies() {
             out.push((VARY, HeaderValue::from_static("Origin")));
         }
-        if let Some(allow) = self.allow_origin(origin) {
+        (out, self.allow_origin(origin))
+    }
+
+    /// Headers for an ordinary response to a request with `origin`.
+    pub fn response_headers(&self, origin: Option<&[u8]>) -> Vec<(HeaderName, HeaderValue)> {
+        let (mut out, allow) = self.start(origin);
+        if let Some(allow) = allow {
             out.push((ACCESS_CONTROL_ALLOW_ORIGIN, allow));
             out.push((
                 ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -81,11 +91,8 @@ impl Cors {
         {
             return None;
         }
-        let mut out = Vec::new();
-        if self.varies() {
-            out.push((VARY, HeaderValue::from_static("Origin")));
-        }
-        if let Some(allow) = self.allow_origin(origin) {
+        let (mut out, allow) = self.start(origin);
+        if let Some(allow) = allow {
             out.push((ACCESS_CONTROL_ALLOW_ORIGIN, allow));
             out.push((
                 ACCESS_CONTROL_ALLOW_METHODS,
