@@ -135,6 +135,10 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
         r
     });
     let done = http_body::Body::is_end_stream(&body);
+    let watched = !done && conn.activity.is_multiplexed();
+    if watched {
+        conn.activity.body_open();
+    }
     Response::from_parts(
         parts,
         LoggedBody {
@@ -142,6 +146,7 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             sent: 0,
             done,
             log,
+            watched: watched.then(|| Arc::clone(&conn.activity)),
             _in_flight: in_flight,
         },
     )
@@ -250,6 +255,8 @@ pub struct LoggedBody {
     sent: u64,
     done: bool,
     log: Option<Box<Record>>,
+    /// HTTP/2: the connection watching this body's progress (send timeout).
+    watched: Option<Arc<Activity>>,
     _in_flight: InFlight,
 }
 
@@ -262,6 +269,9 @@ impl http_body::Body for LoggedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(activity) = &this.watched {
+            activity.body_polled();
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -289,6 +299,9 @@ impl http_body::Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
+        if let Some(activity) = &self.watched {
+            activity.body_done();
+        }
         if let Some(log) = &self.log {
             log.write(
                 self.sent,

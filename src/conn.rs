@@ -38,6 +38,12 @@ pub struct Activity {
     started: AtomicU64,
     /// Several requests at once (HTTP/2): no request heads to time.
     multiplexed: AtomicBool,
+    /// HTTP/2: response bodies under way, and when one last asked for data
+    /// (milliseconds since [`epoch`]). A stream whose client stopped reading
+    /// is held by flow control, not by the socket: its body is simply not
+    /// asked for more, which is what the send timeout watches there.
+    bodies: AtomicUsize,
+    body_polled_ms: AtomicU64,
     /// The socket's reader, waiting while busy: woken when the connection
     /// becomes idle so that its idle limit starts.
     idle_waker: AtomicWaker,
@@ -61,6 +67,38 @@ impl Activity {
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) > 0
     }
+
+    /// Whether the connection speaks HTTP/2.
+    pub fn is_multiplexed(&self) -> bool {
+        self.multiplexed.load(Ordering::Acquire)
+    }
+
+    /// An HTTP/2 response body starts: watched until [`Activity::body_done`].
+    pub fn body_open(&self) {
+        self.body_polled();
+        self.bodies.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// An HTTP/2 response body was asked for data.
+    pub fn body_polled(&self) {
+        self.body_polled_ms
+            .store(millis(Instant::now()), Ordering::Release);
+    }
+
+    /// An HTTP/2 response body ended (finished or dropped).
+    pub fn body_done(&self) {
+        self.bodies.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A process-wide time origin for the atomics above.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn millis(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A request in flight (see [`Activity::start`]).
@@ -199,6 +237,20 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                     this.head_started = Some(Instant::now());
                 }
                 Poll::Ready(Ok(()))
+            }
+            Poll::Pending if busy && this.activity.bodies.load(Ordering::Acquire) > 0 => {
+                // HTTP/2 (the only protocol that counts bodies): its reader
+                // is always pending, so it is where a stalled stream is seen
+                let last = this.activity.body_polled_ms.load(Ordering::Acquire);
+                let deadline = epoch() + Duration::from_millis(last) + this.limits.send;
+                if Self::expired(&mut this.read_timer, &mut this.read_deadline, deadline, cx) {
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "send timeout: no HTTP/2 stream made progress",
+                    )))
+                } else {
+                    Poll::Pending
+                }
             }
             Poll::Pending if !busy => {
                 let (deadline, what) = match this.head_started {

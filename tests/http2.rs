@@ -342,3 +342,52 @@ fn stream_and_header_limits_are_advertised_and_enforced() {
     let mut h2 = H2::connect(s.addr);
     assert_eq!(h2.get("/data.bin", &[]).body(), &data[..]);
 }
+
+#[test]
+fn a_stream_whose_client_stopped_reading_is_cut_after_the_send_timeout() {
+    // Over HTTP/2 a client that stops reading stops granting flow-control
+    // window: the stream stalls without the socket ever blocking.
+    let data = pattern(4 << 20);
+    let limits = rangeserve::config::Limits {
+        timeouts: rangeserve::conn::Timeouts {
+            send: std::time::Duration::from_secs(1),
+            ..rangeserve::config::Limits::default().timeouts
+        },
+        ..Default::default()
+    };
+    let s = server(
+        &data,
+        Config {
+            limits,
+            ..Config::default()
+        },
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let elapsed = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+        let driver = tokio::spawn(conn);
+        let mut client = client.ready().await.unwrap();
+        let req = Request::get("http://test/data.bin").body(()).unwrap();
+        let (res, _) = client.send_request(req, true).unwrap();
+        let res = res.await.unwrap();
+        assert_eq!(res.status(), 200);
+        // hold the body without reading it (no window released)
+        let _body = res.into_body();
+        let start = std::time::Instant::now();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), driver).await;
+        assert!(ended.is_ok(), "the server ended the connection");
+        start.elapsed()
+    });
+    assert!(
+        elapsed >= std::time::Duration::from_millis(800)
+            && elapsed < std::time::Duration::from_secs(4),
+        "cut after {elapsed:?}, want ~1 s"
+    );
+    // a reading client on a new connection is served whole
+    let mut h2 = H2::connect(s.addr);
+    assert_eq!(h2.get("/data.bin", &[]).body(), &data[..]);
+}
