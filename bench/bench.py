@@ -14,6 +14,7 @@ Usage (normally through bench/run.sh, from the repository root):
   python3 bench/bench.py [--duration 10] [--runs 3] [--scenarios S1,S2,S7,S8] [--json out.json]
       [--bin target/release/rangeserve] [--server "NAME=CMD {port} {dir}"] [--peer nginx]
       [--s7-server "NAME=CMD {port} {cache_opts} {dir}"] [--s8-server "CMD {port} {cache} {dir}"]
+      [--tls-server "NAME=CMD {port} {cert} {key} {dir}"]
 
 Defaults: --server "rangeserve=BIN -q -b 127.0.0.1 -p {port} {dir}" and --peer nginx.
 
@@ -36,6 +37,12 @@ Scenarios (S0-S6 are the reference's, measured the same way):
                                  -P2 sha256sum` over the same tree in the same round (both on
                                  --s8-cpus, default CPUs 0,1, page cache warm); the ratio, the
                                  cache file's size, and every digest compared with sha256sum's.
+  S9  HTTPS small GET req/s       wrk -t1 -c32 https://127.0.0.1:PORT/small.txt (HTTP/1.1 keep-alive)
+  S10 HTTPS HTTP/2 small GET     h2load -t1 -c32 -m10 -D DURATION (ALPN h2), same file
+  S11 HTTPS bulk MB/s            curl --http1.1 --cacert CERT full /blob to /dev/null
+                                 S9-S11: one ECDSA P-256 certificate made per run with openssl,
+                                 given to both servers (rangeserve --tls-cert/--tls-key, nginx
+                                 with bench/nginx-tls.conf); RSS9: peak RSS in those rounds.
   RSS peak RSS (KiB)             VmHWM of the server process + all descendants
 """
 
@@ -51,6 +58,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -90,10 +98,15 @@ METRICS = [
     ("RSS", "peak RSS (VmHWM, process + descendants, max over rounds)", "KiB", False, None),
     ("S7", "random GET over 10,000 distinct 4 KiB files, caches smaller than the set", "req/s", True, "S7"),
     ("RSS7", "peak RSS in S7 (VmHWM, process + descendants)", "KiB", False, "S7"),
+    ("S9", "HTTPS small GET /small.txt, HTTP/1.1 keep-alive (wrk -t1 -c32)", "req/s", True, "S9"),
+    ("S10", "HTTPS small GET /small.txt, HTTP/2 (h2load -t1 -c32 -m10)", "req/s", True, "S10"),
+    ("S11", "HTTPS bulk GET /blob, HTTP/1.1, 1 curl", "MB/s", True, "S11"),
+    ("RSS9", "peak RSS in S9-S11 (VmHWM, process + descendants, max over rounds)", "KiB", False, "TLS"),
 ]
 METRIC_INFO = {m[0]: m for m in METRICS}
 MAIN_SCENARIOS = ["S0", "S1", "S2", "S3", "S4", "S5", "S6"]
-ALL_SCENARIOS = MAIN_SCENARIOS + ["S7", "S8"]
+TLS_SCENARIOS = ["S9", "S10", "S11"]
+ALL_SCENARIOS = MAIN_SCENARIOS + ["S7", "S8"] + TLS_SCENARIOS
 
 
 def log(msg):
@@ -245,10 +258,12 @@ def find_bin(name):
     return None
 
 
-def render_template(template_name, run_dir, port, data_dir, out_name, ofc_max=None):
+def render_template(template_name, run_dir, port, data_dir, out_name, ofc_max=None, tls=None):
     with open(os.path.join(PEERS_DIR, template_name)) as f:
         text = f.read()
     text = text.replace("@PORT@", str(port)).replace("@DIR@", data_dir).replace("@RUN@", run_dir)
+    if tls:  # S9-S11: (certificate, key) PEM files
+        text = text.replace("@CERT@", tls[0]).replace("@KEY@", tls[1])
     if ofc_max is not None:  # S7: an open_file_cache smaller than the file set
         text, n = re.subn(r"(?m)^(\s*)open_file_cache max=\d+", rf"\1open_file_cache max={ofc_max}", text)
         if n != 1:
@@ -259,12 +274,15 @@ def render_template(template_name, run_dir, port, data_dir, out_name, ofc_max=No
     return out
 
 
-def peer_command(peer, run_dir, port, data_dir, ofc_max=None):
+def peer_command(peer, run_dir, port, data_dir, ofc_max=None, tls=None):
     """Return a shell command (no placeholders) that runs the peer in the foreground."""
     if peer == "nginx":
-        conf = render_template("nginx.conf", run_dir, port, data_dir, "nginx.conf", ofc_max)
+        conf = render_template("nginx-tls.conf" if tls else "nginx.conf", run_dir, port, data_dir,
+                               "nginx.conf", ofc_max, tls)
         return f"nginx -p {run_dir}/ -e {run_dir}/error.log -c {conf}"
     if peer in ("python", "python-http.server"):
+        if tls:
+            raise RuntimeError("python http.server has no TLS (use --tls-server NAME=CMD)")
         return f"{sys.executable} -m http.server -b 127.0.0.1 -d {data_dir} {port}"
     raise RuntimeError(f"unknown peer {peer!r} (built in: nginx, python; else use --server NAME=CMD)")
 
@@ -395,8 +413,9 @@ class CpuMeter:
 
 class Server:
     def __init__(self, name, cmd_template=None, peer=None, tag="", subst=None, ofc_max=None,
-                 cpus=SERVER_CPU, env=None):
+                 cpus=SERVER_CPU, env=None, tls=False):
         self.name = name
+        self.tls = tls          # S9-S11: the peer gets subst["cert"], subst["key"]
         self.cmd_template = cmd_template
         self.peer = peer
         self.tag = tag          # run-dir suffix, so S7/S8 instances keep their own logs
@@ -417,7 +436,8 @@ class Server:
         sdir = os.path.join(run_dir, f"srv-{self.name}{self.tag}")
         os.makedirs(sdir, exist_ok=True)
         if self.peer:
-            cmd = peer_command(self.peer, sdir, port, data_dir, self.ofc_max)
+            cmd = peer_command(self.peer, sdir, port, data_dir, self.ofc_max,
+                               (self.subst["cert"], self.subst["key"]) if self.tls else None)
         else:
             cmd = self.cmd_template.replace("{dir}", data_dir).replace("{port}", str(port))
             for k, v in self.subst.items():
@@ -502,12 +522,18 @@ class Server:
 # HTTP helpers (verification)
 # ----------------------------------------------------------------------------
 
-def http_get(port, path, headers=None, max_body=1 << 20, method="GET"):
-    """Returns (status, headers(dict lower), body or None if too large)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+def http_get(port, path, headers=None, max_body=1 << 20, method="GET", ctx=None, info=None):
+    """Returns (status, headers(dict lower), body or None if too large). With ctx (an SSL context),
+    over HTTPS; then info (a dict) gets the TLS version, cipher and ALPN protocol."""
+    if ctx is not None:
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=120, context=ctx)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         c.request(method, path, headers=headers or {})
         r = c.getresponse()
+        if ctx is not None and info is not None:
+            info.update(tls=c.sock.version(), cipher=c.sock.cipher()[0], alpn=c.sock.selected_alpn_protocol())
         h = {k.lower(): v for k, v in r.getheaders()}
         length = h.get("content-length")
         if method == "HEAD" or r.status in (204, 304):
@@ -526,19 +552,60 @@ def file_bytes(path, a, b):
         return os.pread(f.fileno(), b - a + 1, a)
 
 
-def verify_small(port, small):
-    st, h, body = http_get(port, "/small.txt")
+def verify_small(port, small, ctx=None):
+    info = {}
+    st, h, body = http_get(port, "/small.txt", ctx=ctx, info=info)
     want = open(small, "rb").read()
     if st != 200:
         return False, f"status {st}"
     if body != want:
         return False, f"body mismatch (len {len(body or b'')})"
+    if ctx is not None:
+        if info.get("alpn") not in (None, "http/1.1"):
+            return False, f"ALPN {info.get('alpn')!r}, want http/1.1"
+        return True, f"200, 1024 bytes ok over {info['tls']} {info['cipher']} (ALPN {info['alpn']})"
     return True, "200, 1024 bytes ok"
 
 
-def verify_single_ranges(port, blob, ranges, k=5):
+def tls_context(cert):
+    """Client context trusting only the run's certificate (host 127.0.0.1 is in its SAN)."""
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def make_cert(run_dir):
+    """S9-S11: one self-signed ECDSA P-256 certificate + key for both servers."""
+    cert, key = os.path.join(run_dir, "tls-cert.pem"), os.path.join(run_dir, "tls-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def verify_h2_small(port, small, cert, run_dir):
+    """S10: GET /small.txt over HTTP/2 (curl --http2, ALPN h2), byte-exact."""
+    out = os.path.join(run_dir, f"s10-sample-{port}")
+    p = subprocess.run(["curl", "-s", "--http2", "--cacert", cert, "-o", out, "-w", "%{http_code} %{http_version}",
+                        f"https://127.0.0.1:{port}/small.txt"], capture_output=True, text=True, timeout=60)
+    try:
+        code, ver = p.stdout.split()
+        with open(out, "rb") as f:
+            body = f.read()
+        os.unlink(out)
+    except (ValueError, OSError):
+        return False, f"curl rc {p.returncode}: {p.stderr[-200:]}"
+    if ver != "2":
+        return False, f"HTTP version {ver} (no h2 by ALPN)"
+    if code != "200" or body != open(small, "rb").read():
+        return False, f"h2: status {code}, {len(body)} bytes, not the file"
+    return True, "200 over h2, 1024 bytes ok"
+
+
+def verify_single_ranges(port, blob, ranges, k=5, ctx=None):
     for a, b in ranges[:k]:
-        st, h, body = http_get(port, "/blob", {"Range": f"bytes={a}-{b}"})
+        st, h, body = http_get(port, "/blob", {"Range": f"bytes={a}-{b}"}, ctx=ctx)
         if st != 206:
             return False, f"Range -> status {st} (no range support)"
         if body is None or len(body) != b - a + 1:
@@ -687,14 +754,14 @@ def _num(s):
     return v * mult.get(m.group(2), 1.0)
 
 
-def run_wrk(port, path, duration, script=None, script_args=(), headers=(), conns=32):
+def run_wrk(port, path, duration, script=None, script_args=(), headers=(), conns=32, scheme="http"):
     argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{conns}", f"-d{duration}s",
             "--timeout", "5s", "--latency"]
     for k, v in headers:
         argv += ["-H", f"{k}: {v}"]
     if script:
         argv += ["-s", script]
-    argv.append(f"http://127.0.0.1:{port}{path}")
+    argv.append(f"{scheme}://127.0.0.1:{port}{path}")
     if script_args:
         argv += ["--"] + list(script_args)
     p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
@@ -724,12 +791,45 @@ def run_wrk(port, path, duration, script=None, script_args=(), headers=(), conns
     return res
 
 
+def run_h2load(port, path, duration, conns=32, streams=10):
+    """S10: h2load over HTTPS (ALPN h2) pinned to the client CPU; req/s from its summary."""
+    argv = ["taskset", "-c", CLIENT_CPU, "h2load", "-t1", f"-c{conns}", f"-m{streams}", "-D", str(duration),
+            f"https://127.0.0.1:{port}{path}"]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    out = p.stdout + p.stderr
+    res = {"rps": None, "requests": 0, "failed": 0, "latency_ms": {}}
+    m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", out)
+    if m:
+        res["rps"] = float(m.group(2))
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    if m:
+        res["requests"] = int(m.group(3))
+        res["failed"] = int(m.group(5)) + int(m.group(6)) + int(m.group(7))
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if m:
+        res["non2xx"] = sum(int(x) for x in m.groups()[1:])
+    m = re.search(r"Application protocol: (\S+)", out)
+    res["alpn"] = m.group(1) if m else None
+    m = re.search(r"time for request:\s+([\d.]+\w+)\s+([\d.]+\w+)\s+([\d.]+\w+)", out)
+    if m:
+        res["latency_ms"] = {"min": round(_num(m.group(1)), 3), "max": round(_num(m.group(2)), 3),
+                             "mean": round(_num(m.group(3)), 3)}
+    if p.returncode != 0 or res["rps"] is None:
+        res["error"] = out[-500:]
+    elif res["alpn"] != "h2":
+        res["error"] = f"application protocol {res['alpn']}, not h2"
+    elif res["requests"] and (res["failed"] + res.get("non2xx", 0)) > 0.01 * res["requests"]:
+        res["error"] = f"{res['failed'] + res.get('non2xx', 0)} failed/non-2xx / {res['requests']} requests"
+    return res
+
+
 CURL_FMT = "%{http_code} %{size_download} %{time_starttransfer} %{time_total}"
 
 
-def curl_start(url, max_time=300):
+def curl_start(url, max_time=300, extra=()):
     return subprocess.Popen(["taskset", "-c", CLIENT_CPU, "curl", "-s", "-o", "/dev/null",
-                             "--max-time", str(max_time), "-w", CURL_FMT, url],
+                             "--max-time", str(max_time), "-w", CURL_FMT] + list(extra) + [url],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -744,16 +844,18 @@ def curl_finish(p):
 # ----------------------------------------------------------------------------
 
 class Harness:
-    def __init__(self, args, servers, s7_servers=(), s8_server=None):
+    def __init__(self, args, servers, s7_servers=(), s8_server=None, tls_servers=()):
         self.args = args
         self.servers = servers
         self.s7_servers = list(s7_servers)
+        self.tls_servers = list(tls_servers)
         self.s8_server = s8_server
         self.data_dir = os.path.abspath(args.data_dir)
         self.run_dir = os.path.join("/tmp", f"bench-run-{os.getpid()}")
         os.makedirs(self.run_dir, exist_ok=True)
         self.scen = args.scenarios
-        names = list(dict.fromkeys([s.name for s in servers] + [s.name for s in self.s7_servers]))
+        names = list(dict.fromkeys([s.name for s in servers] + [s.name for s in self.s7_servers] +
+                                   [s.name for s in self.tls_servers]))
         self.names = names
         self.raw = {n: {m[0]: [] for m in METRICS} for n in names}
         self.detail = {n: {m[0]: [] for m in METRICS} for n in names}
@@ -772,12 +874,12 @@ class Harness:
             self.raw[srv.name][metric].append(value)
         self.detail[srv.name][metric].append(detail if detail is not None else value)
 
-    def wrk_scenario(self, srv, metric, path, script=None, script_args=(), headers=()):
+    def wrk_scenario(self, srv, metric, path, script=None, script_args=(), headers=(), scheme="http"):
         d = self.args.duration
         if self.args.warmup > 0:
-            run_wrk(srv.port, path, self.args.warmup, script, script_args, headers)
+            run_wrk(srv.port, path, self.args.warmup, script, script_args, headers, scheme=scheme)
         meter = CpuMeter(srv)
-        r = run_wrk(srv.port, path, d, script, script_args, headers)
+        r = run_wrk(srv.port, path, d, script, script_args, headers, scheme=scheme)
         r.update(meter.stop())
         if r.get("error"):
             log(f"  {srv.name} {metric}: wrk problem: {r['error'][:200]}")
@@ -895,6 +997,49 @@ class Harness:
                 os.unlink(path)
             except OSError:
                 pass
+
+    def round_tls(self, srv, rnd):
+        """S9-S11 on a server started with the run's certificate (both servers get the same)."""
+        a = self.args
+        ctx = tls_context(self.cert)
+        # as prime() does for S0-S6 in every round: the first request for /blob (Range 0-0) and
+        # /small.txt after start, so per-file first-request work (hashing a 1 GiB file for its
+        # ETag) is not inside a timed window; the verification below runs in round 1 only.
+        t0 = time.perf_counter()
+        try:
+            st, _, _ = http_get(srv.port, "/blob", {"Range": "bytes=0-0"}, ctx=ctx)
+            http_get(srv.port, "/small.txt", ctx=ctx)
+            log(f"  {srv.name} TLS: first request /blob Range 0-0 {(time.perf_counter() - t0) * 1e3:.1f} ms "
+                f"(status {st})")
+        except Exception as e:  # noqa
+            log(f"  {srv.name} TLS: first request failed: {e!r}")
+        if "S9" in self.scen and self.check(srv, "S9", lambda: verify_small(srv.port, self.small, ctx)):
+            self.wrk_scenario(srv, "S9", "/small.txt", scheme="https")
+        if "S10" in self.scen and self.check(srv, "S10", lambda: verify_h2_small(srv.port, self.small, self.cert,
+                                                                                  self.run_dir)):
+            if a.warmup > 0:
+                run_h2load(srv.port, "/small.txt", a.warmup)
+            meter = CpuMeter(srv)
+            r = run_h2load(srv.port, "/small.txt", a.duration)
+            r.update(meter.stop())
+            if r.get("error"):
+                log(f"  {srv.name} S10: h2load problem: {r['error'][:200]}")
+            self.record(srv, "S10", None if r.get("error") else r["rps"], r)
+            log(f"  {srv.name} S10: {r['rps']} req/s over {r.get('alpn')} (mean {r['latency_ms'].get('mean')} ms, "
+                f"server CPU {r.get('srv_cpu_pct')}%, client CPU {r.get('client_cpu_pct')}%)")
+        if "S11" in self.scen and self.check(srv, "S11", lambda: verify_single_ranges(srv.port, self.blob, self.s2,
+                                                                                       ctx=ctx)):
+            meter = CpuMeter(srv)
+            r = curl_finish(curl_start(f"https://127.0.0.1:{srv.port}/blob", a.curl_max_time,
+                                       ["--http1.1", "--cacert", self.cert]))
+            r.update(meter.stop())
+            ok = r["code"] == 200 and r["bytes"] == BLOB_SIZE
+            mbps = r["bytes"] / r["total_s"] / 1e6 if ok else None
+            if not ok:
+                r["error"] = f"status {r['code']} bytes {r['bytes']}"
+            self.record(srv, "S11", mbps, r)
+            log(f"  {srv.name} S11: {mbps and round(mbps)} MB/s over HTTPS (server CPU {r.get('srv_cpu_pct')}%, "
+                f"client CPU {r.get('client_cpu_pct')}%)")
 
     def round_s7(self, srv, rnd):
         if not self.check(srv, "S7", lambda: verify_many(srv.port, self.data_dir, self.s7_paths, self.args.seed)):
@@ -1071,7 +1216,8 @@ class Harness:
     def run(self):
         a = self.args
         main_scen = [s for s in self.scen if s in MAIN_SCENARIOS]
-        if main_scen:
+        tls_scen = [s for s in self.scen if s in TLS_SCENARIOS]
+        if main_scen or tls_scen:
             self.small, self.blob = prepare_data(self.data_dir)
             (self.s2_path, self.s2), (self.s3_path, self.s3) = write_range_lists(self.run_dir, a.seed)
         if "S7" in self.scen:
@@ -1081,12 +1227,19 @@ class Harness:
                 f.write("\n".join(self.s7_paths) + "\n")
         if "S8" in self.scen:
             self.s8_tree = prepare_tree(os.path.abspath(a.s8_dir))
+        if tls_scen:
+            self.cert, self.key = make_cert(self.run_dir)
+            log(f"TLS: certificate {self.cert}, key {self.key} (ECDSA P-256, CN=localhost, SAN 127.0.0.1)")
+            for srv in self.tls_servers:
+                srv.subst.update(cert=self.cert, key=self.key)
         for rnd in range(1, a.runs + 1):
             order = list(self.servers)
             order7 = list(self.s7_servers)
+            order_tls = list(self.tls_servers)
             if rnd % 2 == 0:
                 order.reverse()  # alternate order between rounds to spread drift
                 order7.reverse()
+                order_tls.reverse()
             if main_scen:
                 for srv in order:
                     log(f"round {rnd}/{a.runs}: {srv.name}")
@@ -1097,6 +1250,13 @@ class Harness:
                 for srv in order7:
                     log(f"round {rnd}/{a.runs}: {srv.name} (S7)")
                     self.start_and_run(srv, rnd, "S7", self.round_s7, "RSS7")
+            if tls_scen:
+                for srv in order_tls:
+                    log(f"round {rnd}/{a.runs}: {srv.name} (HTTPS: {','.join(tls_scen)})")
+                    warm_file(self.small)
+                    if "S11" in tls_scen:
+                        warm_file(self.blob)
+                    self.start_and_run(srv, rnd, "TLS", self.round_tls, "RSS9")
             if "S8" in self.scen and self.s8_server:
                 log(f"round {rnd}/{a.runs}: S8 (prehash vs sha256sum)")
                 try:
@@ -1109,6 +1269,8 @@ class Harness:
     def metric_names(self, mid):
         if mid in ("S7", "RSS7"):
             return [s.name for s in self.s7_servers]
+        if mid in TLS_SCENARIOS + ["RSS9"]:
+            return [s.name for s in self.tls_servers]
         return [s.name for s in self.servers]
 
     def results(self):
@@ -1116,7 +1278,10 @@ class Harness:
         out = {"baseline": a.baseline, "metrics": {}}
         main_scen = any(s in MAIN_SCENARIOS for s in self.scen)
         for mid, title, unit, hib, scen in METRICS:
-            if scen is not None and scen not in self.scen:
+            if scen == "TLS":
+                if not any(s in TLS_SCENARIOS for s in self.scen):
+                    continue
+            elif scen is not None and scen not in self.scen:
                 continue
             if scen is None and not main_scen:
                 continue
@@ -1190,7 +1355,7 @@ def print_report(res, h):
         if has_cpu:
             hdr += f"{'srvCPU%':>9}{'cliCPU%':>9}{'per-CPU ratio':>15}"
         print(hdr + "  note")
-        tag = "-s7" if mid in ("S7", "RSS7") else ""
+        tag = "-s7" if mid in ("S7", "RSS7") else "-tls" if mid in TLS_SCENARIOS + ["RSS9"] else ""
         for n in names:
             r = m["rows"][n]
             ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "n/a"
@@ -1241,21 +1406,24 @@ def print_report(res, h):
             print(f"  note: {n}")
         if s8.get("cmd"):
             print(f"  command: {s8['cmd']}")
+    if any(s in TLS_SCENARIOS for s in h.scen):
+        print(f"HTTPS (S9-S11): both servers use the same ECDSA P-256 certificate ({getattr(h, 'cert', '?')}); "
+              "nginx: bench/nginx-tls.conf (sendfile is on but unused under TLS without kTLS).")
     print("\nsrvCPU% = server process CPU (100 = one full core); cliCPU% = load generator process CPU "
-          f"(wrk/curl, all on CPU {CLIENT_CPU}).\nA cliCPU% near 100 with srvCPU% well below 100 means the client, not the server, "
+          f"(wrk/curl/h2load, all on CPU {CLIENT_CPU}).\nA cliCPU% near 100 with srvCPU% well below 100 means the client, not the server, "
           "was the bottleneck:\nthen compare 'per-CPU ratio' (result per server-CPU-second vs baseline).")
     if h.s7_servers and "S7" in h.scen:
         print(f"S7 rangeserve cache options: {h.s7_cache_note}")
     print("\nverification and commands (first round):")
     for n in h.names:
         nt = h.notes[n]
-        items = [f"{k}: {nt[k]}" for k in ("S1", "S2", "S3", "S5", "S7") if k in nt]
-        for tag in ("", "-s7"):
+        items = [f"{k}: {nt[k]}" for k in ("S1", "S2", "S3", "S5", "S7", "S9", "S10", "S11") if k in nt]
+        for tag in ("", "-s7", "-tls"):
             if nt.get("start" + tag):
                 items.insert(0, f"start{tag} failed: " + nt["start" + tag])
         if items:
             print(f"  {n}: " + " | ".join(items))
-        for tag in ("", "-s7"):
+        for tag in ("", "-s7", "-tls"):
             if nt.get("cmd" + tag):
                 print(f"    cmd{tag}: {nt['cmd' + tag]}")
     if s8 and any(r.get("rangeserve", {}).get("digests_checked") for r in s8["runs"]):
@@ -1281,7 +1449,8 @@ def print_report(res, h):
 def tool_versions():
     v = {}
     for name, argv in (("nginx", ["nginx", "-v"]), ("wrk", ["wrk", "-v"]), ("curl", ["curl", "--version"]),
-                       ("sha256sum", ["sha256sum", "--version"])):
+                       ("sha256sum", ["sha256sum", "--version"]), ("h2load", ["h2load", "--version"]),
+                       ("openssl", ["openssl", "version"])):
         try:
             p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
             v[name] = (p.stdout + p.stderr).strip().splitlines()[0]
@@ -1318,6 +1487,9 @@ def main():
     ap.add_argument("--s8-server", default=None, metavar="COMMAND",
                     help="S8 command; may use {dir} {port} {cache}; runs with RANGESERVE_LOG=info (default: "
                          "BIN -b 127.0.0.1 -p {port} --prehash --etag-cache {cache} {dir})")
+    ap.add_argument("--tls-server", action="append", default=[], metavar="NAME=COMMAND",
+                    help="server for S9-S11 (HTTPS); COMMAND may use {dir} {port} {cert} {key} (default: "
+                         "rangeserve=BIN -q -b 127.0.0.1 -p {port} --tls-cert {cert} --tls-key {key} {dir})")
     ap.add_argument("--s8-dir", default="/tmp/bench-data-s8", help="where the S8 tree is made (once)")
     ap.add_argument("--s8-cpus", default="0,1", help="CPUs for both S8 contenders (taskset -c; default 0,1)")
     ap.add_argument("--s8-timeout", type=int, default=600, help="seconds S8 may take per contender")
@@ -1339,7 +1511,7 @@ def main():
         ap.error("--duration must be 1..600 and --runs positive")
 
     binary = os.path.abspath(args.bin)
-    uses_bin = (not args.server or not args.s7_server or not args.s8_server)
+    uses_bin = (not args.server or not args.s7_server or not args.s8_server or not args.tls_server)
     if uses_bin and not os.access(binary, os.X_OK):
         ap.error(f"{binary} not found: cargo build --release (or give --bin)")
     peers = args.peer or ["nginx"]
@@ -1374,7 +1546,25 @@ def main():
         s8_server = Server("rangeserve", cmd_template=cmd, tag="-s8", cpus=args.s8_cpus,
                            env={"RANGESERVE_LOG": "info"})
 
-    for tool in ("wrk", "curl", "taskset", "sha256sum", "xargs", "find") + (("nginx",) if "nginx" in peers else ()):
+    tls_servers = []
+    if any(s in TLS_SCENARIOS for s in args.scenarios):
+        tls_servers = [Server(p, peer=p, tag="-tls", tls=True) for p in peers]
+        for spec in args.tls_server or [f"rangeserve={binary} -q -b 127.0.0.1 -p {{port}} "
+                                        f"--tls-cert {{cert}} --tls-key {{key}} {{dir}}"]:
+            tls_servers.append(parse_server(ap, spec, tag="-tls"))
+        if len({s.name for s in tls_servers}) != len(tls_servers):
+            ap.error("TLS server names must be unique")
+        if not args.tls_server and "--tls-cert" not in opts:
+            ap.error(f"{binary} --help lists no --tls-cert: leave S9-S11 out of --scenarios")
+        if "S10" in args.scenarios and not shutil.which("h2load"):
+            # like bench/run.sh for nginx/wrk: install what is missing (needs root)
+            log("h2load not found: apt-get install -y nghttp2-client")
+            subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                           "nghttp2-client", shell=True, stdout=subprocess.DEVNULL)
+            if not shutil.which("h2load"):
+                ap.error("S10 needs h2load: apt-get install -y nghttp2-client (or leave S10 out of --scenarios)")
+    for tool in (("wrk", "curl", "taskset", "sha256sum", "xargs", "find") + (("nginx",) if "nginx" in peers else ())
+                 + (("openssl",) if tls_servers else ())):
         if not shutil.which(tool):
             ap.error(f"{tool} not found (bench/run.sh installs nginx wrk curl: apt-get install -y nginx wrk curl)")
     if (os.cpu_count() or 1) < 2:
@@ -1385,14 +1575,14 @@ def main():
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGHUP, _term)
 
-    h = Harness(args, servers, s7_servers, s8_server)
+    h = Harness(args, servers, s7_servers, s8_server, tls_servers)
     h.s7_cache_note = cache_note
     log(f"S7 rangeserve cache options: {cache_note}")
     t0 = time.time()
     try:
         res = h.run()
     finally:
-        for s in servers + s7_servers + ([s8_server] if s8_server else []):
+        for s in servers + s7_servers + tls_servers + ([s8_server] if s8_server else []):
             s.stop()
     print_report(res, h)
     if args.json:

@@ -4,13 +4,16 @@
 # CPU 1, nginx with one worker + sendfile + tcp_nopush + open_file_cache + no access log
 # (bench/nginx.conf), rounds alternating server order, medians over rounds, ratios per server
 # CPU-second, peak RSS; plus S7 (random GETs over 10,000 4 KiB files, caches smaller than the set)
-# and S8 (--prehash of 100,000 tiny files vs find | xargs -P2 sha256sum). Every scenario checks
+# and S8 (--prehash of 100,000 tiny files vs find | xargs -P2 sha256sum); plus S9-S11 over HTTPS
+# with one ECDSA P-256 certificate for both servers (S9 wrk HTTP/1.1, S10 h2load HTTP/2, S11 curl
+# bulk; nginx with bench/nginx-tls.conf). Every scenario checks
 # sample responses before it is timed. Not part of `cargo test`: performance is measured, not
 # asserted. Needs root for apt-get and for S6's drop_caches; uses ports 19000-19999 on 127.0.0.1.
 #
 #   bench/run.sh                                   # full run: 3 rounds x 10 s per wrk scenario
 #   bench/run.sh --duration 5 --runs 5 --json /tmp/bench.json
-#   bench/run.sh --scenarios S7 --runs 1           # one scenario (S0..S8, comma-separated)
+#   bench/run.sh --scenarios S7 --runs 1           # one scenario (S0..S11, comma-separated)
+#   bench/run.sh --scenarios S9,S10,S11 --duration 5   # HTTPS only
 #   bench/run.sh --help                            # every option (S7/S8 server templates, ...)
 #   RUNS=5 DURATION=10 bench/run.sh                # the old environment knobs still work
 #   RANGESERVE_BIN=/path/rangeserve bench/run.sh   # skip `cargo build --release`, use that binary
@@ -21,10 +24,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk || ! need curl || ! need taskset; then
-  echo "installing nginx wrk curl ..." >&2
+if ! need nginx || ! need wrk || ! need curl || ! need taskset || ! need h2load || ! need openssl; then
+  echo "installing nginx wrk curl nghttp2-client (h2load) openssl ..." >&2
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk curl util-linux >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk curl util-linux nghttp2-client openssl >/dev/null
 fi
 need python3 || { echo "python3 is required" >&2; exit 1; }
 
