@@ -37,10 +37,7 @@ impl Got {
 
 impl H2 {
     fn connect(addr: SocketAddr) -> H2 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let send = rt.block_on(async {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (send, conn) =
@@ -81,6 +78,14 @@ impl H2 {
     fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Got {
         self.request("GET", path, headers)
     }
+}
+
+/// A single-threaded runtime for one test's client.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn server(data: &[u8], config: Config) -> TestServer {
@@ -252,10 +257,7 @@ fn rapid_reset_is_survived_and_bounded() {
     // CVE-2023-44487: open streams and reset them at once, over and over
     let data = pattern(1 << 20);
     let s = server(&data, Config::default());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let (sent, ended) = rt.block_on(async {
         let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
         let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
@@ -309,10 +311,7 @@ fn stream_and_header_limits_are_advertised_and_enforced() {
             ..Config::default()
         },
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
         let (client, conn) = h2::client::handshake(tcp).await.unwrap();
@@ -362,10 +361,7 @@ fn a_stream_whose_client_stopped_reading_is_cut_after_the_send_timeout() {
             ..Config::default()
         },
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let elapsed = rt.block_on(async {
         let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
         let (client, conn) = h2::client::handshake(tcp).await.unwrap();
