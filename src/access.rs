@@ -59,13 +59,14 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
         Cors::Off => None,
         _ => req.headers().get(ORIGIN).map(|v| v.as_bytes().to_vec()),
     };
-    let preflight = cors.preflight(
+    let mut preflight = cors.preflight(
         req.method() == Method::OPTIONS,
         origin.as_deref(),
         req.headers()
             .get(ACCESS_CONTROL_REQUEST_METHOD)
             .map(|v| v.as_bytes()),
     );
+    let is_preflight = preflight.is_some();
     let res = match refusal(&app, &req) {
         Some((status, reason)) => {
             tracing::warn!(
@@ -90,9 +91,9 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             }
             res
         }
-        None if preflight.is_some() => {
+        None if is_preflight => {
             let mut res = StatusCode::NO_CONTENT.into_response();
-            for (name, value) in preflight.clone().unwrap_or_default() {
+            for (name, value) in preflight.take().unwrap_or_default() {
                 res.headers_mut().append(name, value);
             }
             res
@@ -124,7 +125,7 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
         }
     };
     let mut res = crate::quirks::transform::hide_head_length(res);
-    if !matches!(cors, Cors::Off) && preflight.is_none() {
+    if !matches!(cors, Cors::Off) && !is_preflight {
         for (name, value) in cors.response_headers(origin.as_deref()) {
             res.headers_mut().append(name, value);
         }

@@ -80,6 +80,30 @@ impl H2 {
     }
 }
 
+/// `data.bin` served with these limits.
+fn server_with(data: &[u8], limits: rangeserve::config::Limits) -> TestServer {
+    server(
+        data,
+        Config {
+            limits,
+            ..Config::default()
+        },
+    )
+}
+
+/// A raw HTTP/2 client (the h2 crate: streams, resets and flow control by
+/// hand) and its connection task.
+async fn raw_h2(
+    addr: SocketAddr,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    (client, tokio::spawn(conn))
+}
+
 /// A single-threaded runtime for one test's client.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -259,9 +283,7 @@ fn rapid_reset_is_survived_and_bounded() {
     let s = server(&data, Config::default());
     let rt = runtime();
     let (sent, ended) = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-        let (mut client, conn) = h2::client::handshake(tcp).await.unwrap();
-        let driver = tokio::spawn(conn);
+        let (mut client, driver) = raw_h2(s.addr).await;
         let mut sent = 0;
         for _ in 0..5000 {
             let req = Request::get("http://test/data.bin").body(()).unwrap();
@@ -304,18 +326,10 @@ fn stream_and_header_limits_are_advertised_and_enforced() {
         max_header_bytes: 16 * 1024,
         ..Default::default()
     };
-    let s = server(
-        &data,
-        Config {
-            limits,
-            ..Config::default()
-        },
-    );
+    let s = server_with(&data, limits);
     let rt = runtime();
     rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(conn);
+        let (client, _conn) = raw_h2(s.addr).await;
         let mut client = client.ready().await.unwrap();
         // the server's SETTINGS arrive with the first exchange
         let req = Request::get("http://test/data.bin").body(()).unwrap();
@@ -354,18 +368,10 @@ fn a_stream_whose_client_stopped_reading_is_cut_after_the_send_timeout() {
         },
         ..Default::default()
     };
-    let s = server(
-        &data,
-        Config {
-            limits,
-            ..Config::default()
-        },
-    );
+    let s = server_with(&data, limits);
     let rt = runtime();
     let elapsed = rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-        let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-        let driver = tokio::spawn(conn);
+        let (client, driver) = raw_h2(s.addr).await;
         let mut client = client.ready().await.unwrap();
         let req = Request::get("http://test/data.bin").body(()).unwrap();
         let (res, _) = client.send_request(req, true).unwrap();
