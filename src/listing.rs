@@ -76,6 +76,19 @@ pub struct Page {
     pub entries: Vec<Entry>,
     /// Where the next page starts, if there are more entries.
     pub next: Option<Cursor>,
+    /// How many entries come after this page.
+    pub more: usize,
+}
+
+impl Cursor {
+    /// A cursor before every file and after every directory: a page read
+    /// after it holds files only.
+    pub fn files_only() -> Cursor {
+        Cursor {
+            is_file: true,
+            name: OsString::new(),
+        }
+    }
 }
 
 /// Read one page of `dir`'s entries that would be served: regular files and
@@ -97,6 +110,7 @@ pub fn read_page(
 ) -> io::Result<Page> {
     let at_top = dir == root.path();
     let mut smallest: BinaryHeap<Cursor> = BinaryHeap::new();
+    let mut admitted = 0usize;
     for item in std::fs::read_dir(dir)? {
         let item = item?;
         let name = item.file_name();
@@ -122,6 +136,7 @@ pub fn read_page(
         if after.is_some_and(|a| &key <= a) {
             continue;
         }
+        admitted += 1;
         if smallest.len() <= limit {
             smallest.push(key);
         } else if smallest.peek().is_some_and(|top| &key < top) {
@@ -145,7 +160,11 @@ pub fn read_page(
             })
         })
         .collect();
-    Ok(Page { entries, next })
+    Ok(Page {
+        entries,
+        next,
+        more: admitted.saturating_sub(limit),
+    })
 }
 
 /// All of `dir`'s servable entries, in listing order (see [`read_page`]).
@@ -328,6 +347,12 @@ mod tests {
         }
         assert_eq!(got, want, "directories first, then names, each once");
         assert_eq!(pages, 4);
+        let first = read_page(&dir, &root, None, 10).unwrap();
+        assert_eq!(first.more, 22);
+        let files = read_page(&dir, &root, Some(&Cursor::files_only()), 5).unwrap();
+        assert!(files.entries.iter().all(|e| !e.is_dir));
+        assert_eq!(files.entries[0].name, "f00");
+        assert_eq!(files.more, 20);
         assert_eq!(read_entries(&dir, &root).unwrap().len(), 32);
     }
 

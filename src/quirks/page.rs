@@ -3,7 +3,6 @@
 //! many more there are) or JSON (`Accept: application/json`). The page's
 //! size is bounded whatever the number of files.
 
-use std::collections::BinaryHeap;
 use std::ffi::OsString;
 
 use super::catalogue::{QuirkInfo, CATALOGUE};
@@ -20,35 +19,19 @@ const LINK_TEXT_MAX: usize = 60;
 
 /// The root's top-level files as the page shows them: the first
 /// [`PAGE_FILES`] by name (the order of a listing), and how many others
-/// there are. Entries are the files [`crate::listing::read_entries`] lists
+/// there are: a files-only page of [`crate::listing::read_page`]
 /// (regular files the root admits: not hidden, inside the root, unless its
 /// policy says otherwise), but only [`PAGE_FILES`] names are held, whatever
 /// the directory's size. Blocking; an unreadable root has no files.
 pub fn top_files(root: &Root) -> (Vec<OsString>, usize) {
-    let Ok(dir) = std::fs::read_dir(root.path()) else {
-        return (Vec::new(), 0);
-    };
-    // the PAGE_FILES smallest names so far; the largest on top
-    let mut first = BinaryHeap::with_capacity(PAGE_FILES + 1);
-    let mut more = 0;
-    for item in dir.flatten() {
-        if !root.access().hidden && crate::fs::is_hidden(&item.file_name(), true) {
-            continue;
-        }
-        let path = item.path();
-        let (Ok(real), Ok(meta)) = (path.canonicalize(), std::fs::metadata(&path)) else {
-            continue; // dangling symlink, or vanished since read_dir
-        };
-        if !root.admits(&real) || !meta.is_file() {
-            continue;
-        }
-        first.push(item.file_name());
-        if first.len() > PAGE_FILES {
-            first.pop();
-            more += 1;
-        }
+    let files_only = crate::listing::Cursor::files_only();
+    match crate::listing::read_page(root.path(), root, Some(&files_only), PAGE_FILES) {
+        Ok(page) => (
+            page.entries.into_iter().map(|e| e.name).collect(),
+            page.more,
+        ),
+        Err(_) => (Vec::new(), 0),
     }
-    (first.into_sorted_vec(), more)
 }
 
 /// The spec that tries a quirk: `name` or `name=example`.
