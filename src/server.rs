@@ -34,6 +34,11 @@ use crate::transport::{self, Protocol, Rewind};
 
 /// hyper's smallest read buffer.
 const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+/// The header count hyper allows when none is set (`DEFAULT_MAX_HEADERS`
+/// in hyper's h1 role); `Limits::max_headers` defaults to the same.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 /// HTTP/2 streams a client may open and reset before the server accepts
 /// them, at once, before the connection is closed (the h2 crate's default).
 const MAX_PENDING_RESETS: usize = 20;
@@ -449,7 +454,13 @@ where
     let header_bytes = limits.max_header_bytes.max(MIN_HEADER_BYTES);
     match protocol {
         Protocol::Http1 => {
-            let conn = hyper::server::conn::http1::Builder::new()
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // hyper's default is 100 on the stack; setting any value (even
+            // 100) makes it fill a vector of that many slots per request
+            if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+                builder.max_headers(limits.max_headers);
+            }
+            let conn = builder
                 .timer(TokioTimer::new())
                 // TimedIo enforces the idle and header limits (hyper's timer
                 // would count idle keep-alive time as header time)
@@ -460,7 +471,6 @@ where
                 // down its side after a request is treated as gone too
                 .max_buf_size(header_bytes)
                 .max_header_size(header_bytes)
-                .max_headers(limits.max_headers)
                 .serve_connection(TokioIo::new(io), service);
             watcher.watch(conn).await
         }
