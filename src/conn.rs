@@ -47,6 +47,8 @@ pub struct Activity {
     /// The socket's reader, waiting while busy: woken when the connection
     /// becomes idle so that its idle limit starts.
     idle_waker: AtomicWaker,
+    /// When the last request in flight ended (ms since [`epoch`]; 0: none yet).
+    last_done_ms: AtomicU64,
 }
 
 impl Activity {
@@ -108,6 +110,9 @@ pub struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0
+                .last_done_ms
+                .store(millis(Instant::now()).max(1), Ordering::Release);
             self.0.idle_waker.wake();
         }
     }
@@ -223,7 +228,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
             // a request was served since: the next idle period starts now
             this.seen = started;
             this.was_busy = false;
-            this.idle_since = Instant::now();
+            // idle since the last request ended, which can be a while ago: a
+            // request may start and end within one poll of the connection,
+            // between two reads, without this seeing it busy
+            let done = this.activity.last_done_ms.load(Ordering::Acquire);
+            this.idle_since = if done == 0 {
+                Instant::now()
+            } else {
+                epoch() + Duration::from_millis(done)
+            };
             this.head_started = None;
         }
         let before = buf.filled().len();
@@ -253,15 +266,26 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 }
             }
             Poll::Pending if !busy => {
+                let now = Instant::now();
                 let (deadline, what) = match this.head_started {
                     Some(t) => (t + this.limits.header, "request head not received in time"),
                     None => (this.idle_since + this.limits.idle, "idle timeout"),
                 };
-                if Self::expired(&mut this.read_timer, &mut this.read_deadline, deadline, cx) {
-                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
-                } else {
-                    Poll::Pending
+                if now >= deadline {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)));
                 }
+                // A head received in full may be answered within this same
+                // poll of the connection (nothing yields), so this read comes
+                // before the request is seen: check back by the earliest time
+                // its idle limit could run out, to re-evaluate then.
+                let check = match this.head_started {
+                    Some(t) if now < t + this.limits.idle => deadline.min(t + this.limits.idle),
+                    _ => deadline,
+                };
+                if Self::expired(&mut this.read_timer, &mut this.read_deadline, check, cx) {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
             }
             other => other,
         }
