@@ -20,6 +20,11 @@
 //! A small file (up to [`SMALL_MAX`]) is read whole with the open and hashed
 //! from that one buffer, so its bytes and its digest are consistent by
 //! construction, whatever a writer does meanwhile.
+//!
+//! Opening runs inline on the async worker when the kernel can do it from
+//! its caches ([`Root::resolve_cached`]: `openat2(RESOLVE_CACHED)`, reads
+//! with `RWF_NOWAIT`, on a local file system); anything that would wait for
+//! a disk or a network goes to the blocking pool ([`Root::resolve`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
@@ -131,6 +136,9 @@ pub struct Root {
     /// An `O_PATH` descriptor of it, for `openat2(RESOLVE_BENEATH)`.
     dir: Arc<File>,
     access: Access,
+    /// Whether [`Root::resolve_cached`] may try an open on an async worker:
+    /// only where the root is on a local file system (see [`is_local_fs`]).
+    inline: bool,
 }
 
 /// What `openat2(RESOLVE_BENEATH)` found for a request path.
@@ -143,6 +151,37 @@ enum Beneath {
     Other,
     /// Nothing there.
     Missing,
+    /// Not all of the path is in the kernel's caches ([`Walk::Cached`]).
+    WouldBlock,
+}
+
+/// How far an open may go: anywhere (in the blocking pool), or only as far
+/// as the kernel's caches reach (inline on an async worker: `EAGAIN` rather
+/// than I/O, `EXDEV` rather than crossing into another mount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    Blocking,
+    Cached,
+}
+
+/// Files up to this size may be opened, read whole and hashed inline on an
+/// async worker by [`Root::resolve_cached`]: hashing 64 KiB takes tens of
+/// microseconds, a blocking-pool round trip about as long plus two context
+/// switches. Larger small files go to the pool.
+pub const INLINE_SMALL_MAX: u64 = 64 * 1024;
+
+/// Whether the file system with this `statfs` magic is local and keeps its
+/// lookups and opens in memory once cached (no network round trip on open,
+/// as NFS or FUSE may do even when the dentry is cached).
+fn is_local_fs(magic: i64) -> bool {
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683E;
+    const TMPFS: i64 = 0x0102_1994;
+    const OVERLAYFS: i64 = 0x794C_7630;
+    const F2FS: i64 = 0xF2F5_2010;
+    const ZFS: i64 = 0x2FC1_2FC1;
+    matches!(magic, EXT4 | XFS | BTRFS | TMPFS | OVERLAYFS | F2FS | ZFS)
 }
 
 /// What a request path names inside the root.
@@ -176,10 +215,14 @@ impl Root {
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
             .open(&canonical)?;
+        // f_type's integer type varies by architecture
+        #[allow(clippy::unnecessary_cast)]
+        let inline = rustix::fs::fstatfs(&dir).is_ok_and(|st| is_local_fs(st.f_type as i64));
         Ok(Root {
             canonical,
             dir: Arc::new(dir),
             access,
+            inline,
         })
     }
 
@@ -202,14 +245,17 @@ impl Root {
     /// itself refuses any step (`..`, a symlink) that would leave the root,
     /// in one call, with no window for a swap. Unless hidden entries are
     /// served, symlinks are not followed here either (`ELOOP`): the slow path
-    /// checks where they lead. Blocking.
-    fn open_beneath(&self, path: &RequestPath) -> Beneath {
+    /// checks where they lead. Blocking unless `walk` is [`Walk::Cached`].
+    fn open_beneath(&self, path: &RequestPath, walk: Walk) -> Beneath {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
         let rel: PathBuf = path.segments.iter().collect();
         let mut how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         if !self.access.hidden {
             // the real path is then the requested one, already checked
             how |= ResolveFlags::NO_SYMLINKS;
+        }
+        if walk == Walk::Cached {
+            how |= ResolveFlags::CACHED | ResolveFlags::NO_XDEV;
         }
         let opened = rustix::fs::openat2(
             &*self.dir,
@@ -223,6 +269,7 @@ impl Root {
             Err(
                 rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::ACCESS,
             ) => return Beneath::Missing,
+            Err(rustix::io::Errno::AGAIN) if walk == Walk::Cached => return Beneath::WouldBlock,
             // EXDEV (a step would leave the root), ENOSYS (no openat2), ...
             Err(_) => return Beneath::Other,
         };
@@ -259,20 +306,50 @@ impl Root {
             return Resolved::NotFound;
         }
         if !path.segments.is_empty() {
-            match self.open_beneath(path) {
+            match self.open_beneath(path, Walk::Blocking) {
                 Beneath::File(handle, meta) => {
                     let mut joined = self.canonical.clone();
                     joined.extend(&path.segments);
-                    return match OpenFile::from_handle(handle, meta, joined, want) {
+                    return match OpenFile::from_handle(handle, meta, joined, want, Walk::Blocking) {
                         Ok(Some(f)) => Resolved::File(f),
                         _ => Resolved::NotFound,
                     };
                 }
                 Beneath::Missing => return Resolved::NotFound,
-                Beneath::Other => {}
+                Beneath::Other | Beneath::WouldBlock => {}
             }
         }
         self.resolve_canonical(path, want)
+    }
+
+    /// [`resolve`](Self::resolve) without blocking, for an async worker: it
+    /// answers only when everything it needs is in the kernel's caches (the
+    /// path's dentries, a small file's pages) on a local file system, and
+    /// returns `None` for the blocking pool otherwise (something not cached,
+    /// a mount crossed, a symlink, a directory, a file larger than
+    /// [`INLINE_SMALL_MAX`] without a small first range). The same kernel
+    /// confinement as the blocking path (`RESOLVE_BENEATH`, no symlinks
+    /// unless hidden entries are served) applies.
+    pub fn resolve_cached(&self, path: &RequestPath, want: Option<RangeSpec>) -> Option<Resolved> {
+        if !self.access.hidden && path.is_hidden() {
+            return Some(Resolved::NotFound);
+        }
+        if !self.inline || path.segments.is_empty() {
+            return None;
+        }
+        match self.open_beneath(path, Walk::Cached) {
+            Beneath::File(handle, meta) => {
+                let mut joined = self.canonical.clone();
+                joined.extend(&path.segments);
+                match OpenFile::from_handle(handle, meta, joined, want, Walk::Cached) {
+                    Ok(Some(f)) => Some(Resolved::File(f)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                    _ => Some(Resolved::NotFound),
+                }
+            }
+            Beneath::Missing => Some(Resolved::NotFound),
+            Beneath::Other | Beneath::WouldBlock => None,
+        }
     }
 
     /// [`resolve`](Self::resolve) by canonicalizing (directories, absolute
@@ -414,17 +491,24 @@ impl OpenFile {
             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
             .open(path)?;
         let meta = handle.metadata()?;
-        OpenFile::from_handle(handle, meta, path.to_path_buf(), want)
+        OpenFile::from_handle(handle, meta, path.to_path_buf(), want, Walk::Blocking)
     }
 
     /// Open for reading the file behind an `O_PATH` `handle` whose metadata
     /// is `checked`, if it is a regular file (see [`reopen_regular`]).
+    /// With [`Walk::Cached`], a read that would wait for the disk, or a
+    /// small file too big to hash inline, is an `ErrorKind::WouldBlock` error.
     fn from_handle(
         handle: File,
         checked: Metadata,
         path: PathBuf,
         want: Option<RangeSpec>,
+        walk: Walk,
     ) -> io::Result<Option<OpenFile>> {
+        if walk == Walk::Cached && checked.size() > INLINE_SMALL_MAX && checked.size() <= SMALL_MAX
+        {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let Some((file, meta)) = reopen_regular(&handle, &checked, &path)? else {
             return Ok(None);
         };
@@ -434,7 +518,10 @@ impl OpenFile {
         let prefetched = match prefetch_window(stamp.size, want) {
             Some((offset, len)) => {
                 let mut buf = vec![0u8; len as usize];
-                file.read_exact_at(&mut buf, offset)?;
+                match walk {
+                    Walk::Blocking => file.read_exact_at(&mut buf, offset)?,
+                    Walk::Cached => read_exact_cached(&file, &mut buf, offset)?,
+                }
                 if offset == 0 && len == stamp.size {
                     // A small file read whole: it is served from this buffer
                     // (whose length the headers announce), so its digest is of
@@ -464,6 +551,32 @@ impl OpenFile {
             digest,
         }))
     }
+}
+
+/// `read_exact_at` from the page cache only (`preadv2(RWF_NOWAIT)`): an
+/// `ErrorKind::WouldBlock` error when some page is not cached (or the
+/// kernel cannot tell), rather than waiting for the disk.
+fn read_exact_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    use rustix::io::{Errno, ReadWriteFlags};
+    let mut done = 0;
+    while done < buf.len() {
+        let mut slices = [io::IoSliceMut::new(&mut buf[done..])];
+        match rustix::io::preadv2(
+            file,
+            &mut slices,
+            offset + done as u64,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => {
+                return Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Reopen for reading the file behind the `O_PATH` `handle` (opened from
@@ -522,6 +635,54 @@ mod tests {
         assert!(root.still_inside(&inside));
         // what a symlink swapped in after canonicalize() would have opened
         assert!(!root.still_inside(&outside));
+    }
+
+    /// `resolve_cached` answers only what `resolve` would, and leaves to the
+    /// blocking path what it cannot do from the caches.
+    #[test]
+    fn inline_resolution_agrees_with_the_blocking_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("small.txt"), b"hello").unwrap();
+        std::fs::write(dir.path().join("mid.bin"), vec![7u8; 100 * 1024]).unwrap();
+        std::fs::write(dir.path().join(".env"), b"secret").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("small.txt", dir.path().join("link")).unwrap();
+        let root = Root::new(dir.path()).unwrap();
+        let req = |p: &str| decode_path(p).unwrap();
+        // warm the dentries: the inline walk only uses what is cached
+        for p in ["/small.txt", "/mid.bin", "/nope", "/sub", "/link"] {
+            let _ = root.resolve(&req(p), None);
+        }
+        if !root.inline {
+            // e.g. a temp dir on NFS: everything goes to the pool
+            assert!(root.resolve_cached(&req("/small.txt"), None).is_none());
+            return;
+        }
+        match root.resolve_cached(&req("/small.txt"), None) {
+            Some(Resolved::File(f)) => {
+                let Resolved::File(slow) = root.resolve(&req("/small.txt"), None) else {
+                    panic!("the blocking path finds it too")
+                };
+                assert_eq!(f.stamp, slow.stamp);
+                assert_eq!(f.digest, slow.digest);
+                assert_eq!(f.digest, Some(Sha256::digest(b"hello").into()));
+                assert_eq!(f.prefetched.unwrap().bytes, &b"hello"[..]);
+            }
+            other => panic!("a cached small file is opened inline: {other:?}"),
+        }
+        assert!(matches!(
+            root.resolve_cached(&req("/nope"), None),
+            Some(Resolved::NotFound)
+        ));
+        assert!(matches!(
+            root.resolve_cached(&req("/.env"), None),
+            Some(Resolved::NotFound)
+        ));
+        // too big to hash inline; a directory; a symlink (the slow path
+        // checks where it leads): all left to the pool
+        assert!(root.resolve_cached(&req("/mid.bin"), None).is_none());
+        assert!(root.resolve_cached(&req("/sub"), None).is_none());
+        assert!(root.resolve_cached(&req("/link"), None).is_none());
     }
 
     #[test]

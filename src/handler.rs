@@ -203,6 +203,11 @@ async fn resolve(
     path: RequestPath,
     want: Option<RangeSpec>,
 ) -> Result<Resolved, HttpError> {
+    // Most opens find everything in the kernel's caches: done inline, they
+    // save a blocking-pool round trip and its two context switches.
+    if let Some(resolved) = app.root.resolve_cached(&path, want) {
+        return Ok(resolved);
+    }
     let app = Arc::clone(app);
     tokio::task::spawn_blocking(move || app.root.resolve(&path, want))
         .await
