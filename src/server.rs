@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -31,6 +32,31 @@ use crate::quirks::transform::QuirkMode;
 use crate::quirks::QuirkSet;
 use crate::tls::{CertStore, TlsSource};
 use crate::transport::{self, Protocol, Rewind};
+
+/// Answer plaintext HTTP on a TLS port with a 400 and close. The request is
+/// drained briefly after the answer: closing with unread bytes would reset
+/// the connection, and the client might never see the answer.
+async fn plain_on_tls<I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut io: I) {
+    if io
+        .write_all(transport::PLAIN_ON_TLS_RESPONSE)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = io.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut left = 64 * 1024;
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
 
 /// hyper's smallest read buffer.
 const MIN_HEADER_BYTES: usize = 8 * 1024;
@@ -301,6 +327,17 @@ impl Server {
                 let _slot = slot;
                 let mut io = TimedIo::new(stream, limits.timeouts, Arc::clone(&info.activity));
                 if let Some(acceptor) = tls {
+                    let mut first = [0u8; 1];
+                    match io.read(&mut first).await {
+                        Ok(0) => return,
+                        Ok(_) => {}
+                        Err(e) => return log_end(peer, &e),
+                    }
+                    if transport::is_plain_http_on_tls(first[0]) {
+                        tracing::info!(%peer, "plain HTTP on the TLS port; answered 400");
+                        return plain_on_tls(io).await;
+                    }
+                    let io = Rewind::new(Bytes::copy_from_slice(&first), io);
                     let stream = match acceptor.accept(io).await {
                         Ok(s) => s,
                         Err(e) => {

@@ -38,6 +38,23 @@ pub fn classify(first: &[u8]) -> Option<Protocol> {
     }
 }
 
+/// Whether the first byte a client sent to a TLS port starts a plaintext
+/// HTTP request (a method token: ASCII letters) rather than a TLS record (a
+/// ClientHello starts with content type 22, handshake). Pure.
+pub fn is_plain_http_on_tls(first: u8) -> bool {
+    first.is_ascii_alphabetic()
+}
+
+/// The answer to plaintext HTTP on a TLS port (what nginx does with its
+/// 497): a clear 400 saying which scheme to use, then the connection is
+/// closed. A `--healthcheck http://...` of a TLS port sees a live server.
+pub const PLAIN_ON_TLS_RESPONSE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 47\r\n\
+Connection: close\r\n\
+\r\n\
+400 Bad Request: this port speaks HTTPS (TLS)\r\n";
+
 /// Read just enough of `io` to tell HTTP/1 from HTTP/2 prior knowledge;
 /// returns the protocol and the bytes read, to be replayed with [`Rewind`].
 /// A connection closed before saying anything is `Ok(None)`.
@@ -123,6 +140,21 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_on_a_tls_port_is_told_from_a_client_hello() {
+        for method in ["GET", "HEAD", "POST", "OPTIONS", "PRI"] {
+            assert!(is_plain_http_on_tls(method.as_bytes()[0]), "{method}");
+        }
+        // TLS record content types: handshake (a ClientHello), alert, ...
+        for record in [22u8, 21, 20, 23] {
+            assert!(!is_plain_http_on_tls(record));
+        }
+        // the announced length is the body's
+        let text = std::str::from_utf8(PLAIN_ON_TLS_RESPONSE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
 
     #[test]
     fn classify_table() {

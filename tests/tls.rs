@@ -332,7 +332,7 @@ fn bad_material_is_one_line_and_exit_2() {
 }
 
 #[test]
-fn a_plain_http_client_on_the_tls_port_is_logged_and_harmless() {
+fn a_plain_http_client_on_the_tls_port_gets_a_400_and_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), b"abc").unwrap();
     let ca = dir.path().join("ca.pem");
@@ -351,9 +351,24 @@ fn a_plain_http_client_on_the_tls_port_is_logged_and_harmless() {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let mut got = Vec::new();
-        let _ = plain.read_to_end(&mut got);
-        assert!(!got.starts_with(b"HTTP/1.1 200"), "no plaintext answer");
+        plain.read_to_end(&mut got).unwrap();
+        // a clear refusal in plaintext (never the file), then a clean close
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "HTTP/1.1 400 Bad Request\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 47\r\n\
+             Connection: close\r\n\
+             \r\n\
+             400 Bad Request: this port speaks HTTPS (TLS)\r\n"
+        );
     }
+    // `--healthcheck http://...` of a TLS port: up (a 400 is below 500)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rangeserve"))
+        .args(["--healthcheck", &format!("http://{}/", p.addr)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     let addr = p.addr;
     let raw = rt().block_on(h1_exchange(
         addr,
@@ -366,5 +381,10 @@ fn a_plain_http_client_on_the_tls_port_is_logged_and_harmless() {
         err.contains("TLS certificate SHA-256 fingerprint "),
         "{err}"
     );
-    assert_eq!(err.matches("TLS handshake failed").count(), 3, "{err}");
+    assert_eq!(
+        err.matches("plain HTTP on the TLS port; answered 400")
+            .count(),
+        4,
+        "{err}"
+    );
 }
