@@ -21,11 +21,12 @@ use futures_util::FutureExt as _;
 use http_body::{Frame, SizeHint};
 use tower::BoxError;
 
-use crate::config::LogFormat;
+use crate::config::{H2Cut, LogFormat};
 use crate::conn::{Activity, InFlight};
 use crate::cors::Cors;
 use crate::error::status_text;
 use crate::handler::{self, App, Clipped};
+use crate::quirks::transport::Cut;
 use crate::rfc::host;
 
 /// What the frame knows of the connection a request came on.
@@ -148,6 +149,9 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             done,
             log,
             watched: watched.then(|| Arc::clone(&conn.activity)),
+            cut_connection: (app.config.h2_cut == H2Cut::Connection
+                && conn.activity.is_multiplexed())
+            .then(|| Arc::clone(&conn.activity)),
             _in_flight: in_flight,
         },
     )
@@ -258,6 +262,8 @@ pub struct LoggedBody {
     log: Option<Box<Record>>,
     /// HTTP/2: the connection watching this body's progress (send timeout).
     watched: Option<Arc<Activity>>,
+    /// HTTP/2 with `--h2-cut connection`: the connection a quirk's cut closes.
+    cut_connection: Option<Arc<Activity>>,
     _in_flight: InFlight,
 }
 
@@ -284,7 +290,15 @@ impl http_body::Body for LoggedBody {
                 this.done = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Err(e))) => {
+                let e: BoxError = e.into();
+                if let Some(activity) = &this.cut_connection {
+                    if is_quirk_cut(&*e) {
+                        activity.abort();
+                    }
+                }
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -296,6 +310,18 @@ impl http_body::Body for LoggedBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Whether `e` (or what it wraps) is a quirk cutting the response.
+fn is_quirk_cut(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<Cut>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 impl Drop for LoggedBody {

@@ -88,6 +88,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Over HTTP/2, what a quirk that cuts a response ends (default: its
+    /// stream).
+    pub fn h2_cut(mut self, cut: crate::config::H2Cut) -> Self {
+        self.config.h2_cut = cut;
+        self
+    }
+
     /// Serve and list hidden entries (names starting with `.`; default off:
     /// only `/.well-known/` is served).
     pub fn hidden(mut self, on: bool) -> Self {

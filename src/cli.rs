@@ -7,7 +7,7 @@ use clap::Parser;
 
 use std::time::Duration;
 
-use crate::config::{Config, Limits, LogFormat};
+use crate::config::{Config, H2Cut, Limits, LogFormat};
 use crate::cors::Cors;
 use crate::quirks::{QuirkError, Spec};
 use crate::tls::TlsSource;
@@ -72,6 +72,9 @@ pub struct Cli {
     /// Seconds a `stall-after` connection stays open before it is closed; also the longest a `throttle` response lasts.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub stall_limit: u64,
+    /// Over HTTP/2, what a quirk that cuts a response (drop-after, drop-at, stall-after, throttle) ends: its stream (RST_STREAM) or the whole connection.
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = H2Cut::Stream)]
+    pub h2_cut: H2Cut,
     /// Print the quirk catalogue and exit.
     #[arg(long)]
     pub list_quirks: bool,
@@ -163,6 +166,7 @@ impl Cli {
             quirks,
             seed: self.seed,
             stall_limit: Duration::from_secs(self.stall_limit),
+            h2_cut: self.h2_cut,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             open_file_cache: self.open_file_cache,
             small_file_cache: self.small_file_cache,

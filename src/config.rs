@@ -39,6 +39,8 @@ pub struct Config {
     pub seed: u64,
     /// How long `stall-after` keeps a stalled connection open.
     pub stall_limit: Duration,
+    /// Over HTTP/2, what a quirk that cuts a response ends.
+    pub h2_cut: H2Cut,
     /// How long a graceful shutdown waits for in-flight responses.
     pub shutdown_timeout: Duration,
     /// Files whose state (open descriptor, digest, headers) is kept between
@@ -94,6 +96,7 @@ impl Default for Config {
             quirks: Vec::new(),
             seed: 0,
             stall_limit: Duration::from_secs(60),
+            h2_cut: H2Cut::Stream,
             shutdown_timeout: Duration::from_secs(10),
             open_file_cache: crate::filestate::DEFAULT_MAX_ENTRIES,
             small_file_cache: crate::filestate::DEFAULT_MAX_BYTES,
@@ -140,6 +143,19 @@ impl Default for Limits {
             },
         }
     }
+}
+
+/// What a quirk that cuts a response short (`drop-after`, `drop-at`,
+/// `stall-after`, a `throttle` past `--stall-limit`) ends over HTTP/2, where
+/// one connection carries many responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum H2Cut {
+    /// Reset that response's stream (RST_STREAM); other streams go on.
+    #[default]
+    Stream,
+    /// Close the whole connection, as a failing network or proxy does:
+    /// every stream on it ends.
+    Connection,
 }
 
 /// The shape of log lines on stderr.

@@ -49,6 +49,8 @@ pub struct Activity {
     idle_waker: AtomicWaker,
     /// When the last request in flight ended (ms since [`epoch`]; 0: none yet).
     last_done_ms: AtomicU64,
+    /// The connection is to be closed now (see [`Activity::abort`]).
+    aborted: AtomicBool,
 }
 
 impl Activity {
@@ -85,6 +87,25 @@ impl Activity {
     pub fn body_polled(&self) {
         self.body_polled_ms
             .store(millis(Instant::now()), Ordering::Release);
+    }
+
+    /// Close the connection at its next read or write, whatever streams it
+    /// carries (the `--h2-cut connection` quirk). The connection is busy
+    /// (this is called from a response), so its reader is waiting on
+    /// `idle_waker` and is woken to see it.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.idle_waker.wake();
+    }
+
+    fn aborted(&self) -> io::Result<()> {
+        match self.aborted.load(Ordering::Acquire) {
+            false => Ok(()),
+            true => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "quirk: closing the connection",
+            )),
+        }
     }
 
     /// An HTTP/2 response body ended (finished or dropped).
@@ -217,6 +238,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        this.activity.aborted()?;
         if this.activity.busy() {
             this.activity.idle_waker.register(cx.waker());
         }
@@ -298,6 +320,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.activity.aborted()?;
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.write_result(cx, r)
     }
@@ -307,6 +330,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.activity.aborted()?;
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.write_result(cx, r)
     }

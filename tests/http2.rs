@@ -5,12 +5,14 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{parse_multipart, pattern, TestServer};
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rangeserve::config::H2Cut;
 use rangeserve::Config;
 
 /// An HTTP/2 client connection (prior knowledge) on its own runtime.
@@ -273,6 +275,63 @@ fn quirks_over_h2c_transform_the_same_response() {
         after.body(),
         &data[..2],
         "the connection survives a reset stream"
+    );
+}
+
+#[test]
+fn h2_cut_connection_makes_a_quirk_close_every_stream_of_the_connection() {
+    let data = pattern(200_000);
+    let s = server(
+        &data,
+        Config {
+            quirks_mode: true,
+            h2_cut: H2Cut::Connection,
+            ..Config::default()
+        },
+    );
+    let rt = runtime();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        let driver = tokio::spawn(conn);
+        let get = |path: &str| {
+            Request::get(format!("http://test{path}"))
+                .body(Empty::<Bytes>::new())
+                .unwrap()
+        };
+        let start = std::time::Instant::now();
+        // a response that takes about 3 s (throttled) in flight on one stream
+        let slow = send
+            .send_request(get("/_quirks/throttle=64k/data.bin"))
+            .await
+            .unwrap();
+        // another stream's quirk cuts it
+        let cut = send
+            .send_request(get("/_quirks/drop-at=1000/data.bin"))
+            .await
+            .unwrap();
+        assert_eq!(cut.status(), StatusCode::OK);
+        assert!(cut.into_body().collect().await.is_err(), "cut short");
+        // the slow one ends with it, long before its 3 s: the whole
+        // connection was closed, not just the cut stream
+        let slow = slow.into_body().collect().await;
+        assert!(slow.is_err(), "the other stream ends in an error too");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
+        assert!(ended.is_ok(), "the client's connection task ended");
+    });
+    // the server goes on serving new connections
+    let mut h2 = H2::connect(s.addr);
+    assert_eq!(
+        h2.get("/data.bin", &[("range", "bytes=0-1")]).body(),
+        &data[..2]
     );
 }
 

@@ -66,6 +66,13 @@ pub struct QuirkBody {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How a quirk body ends when it cuts the response: hyper then closes an
+/// HTTP/1 connection or resets an HTTP/2 stream; with `--h2-cut connection`
+/// the access layer has the whole HTTP/2 connection closed.
+#[derive(Debug, thiserror::Error)]
+#[error("quirk: closing the connection mid-body")]
+pub struct Cut;
+
 impl QuirkBody {
     /// Wrap `inner`.
     pub fn new(inner: Body, how: Delivery) -> Self {
@@ -102,7 +109,7 @@ impl http_body::Body for QuirkBody {
                 this.sleep = None;
                 if this.stalled {
                     this.done = true;
-                    return Poll::Ready(Some(Err("quirk: closing the connection mid-body".into())));
+                    return Poll::Ready(Some(Err(Box::new(Cut))));
                 }
             }
             if let Some((limit, after)) = this.how.limit {
