@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::header::{
-    ACCESS_CONTROL_REQUEST_METHOD, CONNECTION, CONTENT_TYPE, HOST, ORIGIN, RANGE,
+    ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE,
+    HOST, ORIGIN, RANGE,
 };
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use axum::response::IntoResponse;
@@ -26,6 +27,7 @@ use crate::conn::{Activity, InFlight};
 use crate::cors::Cors;
 use crate::error::status_text;
 use crate::handler::{self, App, Clipped};
+use crate::journal::{self, Journal, JournalEntry};
 use crate::quirks::transport::Cut;
 use crate::rfc::host;
 
@@ -41,6 +43,16 @@ pub struct ConnInfo {
 /// Serve one request inside the frame.
 pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Response<LoggedBody> {
     let in_flight = conn.activity.start();
+    let journal = app.journal.as_ref().and_then(|j| {
+        let entry = j.begin(
+            conn.peer,
+            req.method(),
+            req.uri(),
+            req.version(),
+            req.headers(),
+        )?;
+        Some((Arc::clone(j), entry))
+    });
     let log = tracing::enabled!(target: "rangeserve::access", tracing::Level::INFO).then(|| {
         Box::new(Record {
             start: Instant::now(),
@@ -92,6 +104,11 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             }
             res
         }
+        None if req.uri().path() == journal::ENDPOINT
+            && app.journal.as_ref().is_some_and(|j| j.has_ring()) =>
+        {
+            journal_endpoint(&app, req.method())
+        }
         None if is_preflight => {
             let mut res = StatusCode::NO_CONTENT.into_response();
             for (name, value) in preflight.take().unwrap_or_default() {
@@ -136,6 +153,20 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
         r.status = parts.status.as_u16();
         r
     });
+    let journal = journal.map(|(j, mut entry)| {
+        entry.status = parts.status.as_u16();
+        if let Some(applied) = parts
+            .headers
+            .get(&crate::quirks::transform::RANGESERVE_QUIRKS)
+        {
+            entry.quirks = String::from_utf8_lossy(applied.as_bytes())
+                .split(',')
+                .filter(|q| !q.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        (j, entry)
+    });
     let done = http_body::Body::is_end_stream(&body);
     let watched = !done && conn.activity.is_multiplexed();
     if watched {
@@ -152,9 +183,44 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
             cut_connection: (app.config.h2_cut == H2Cut::Connection
                 && conn.activity.is_multiplexed())
             .then(|| Arc::clone(&conn.activity)),
+            journal,
             _in_flight: in_flight,
         },
     )
+}
+
+/// `GET` (or `HEAD`) the journal as JSON, or `DELETE` to clear it.
+fn journal_endpoint(app: &App, method: &Method) -> Response<Body> {
+    let Some(journal) = &app.journal else {
+        return crate::error::HttpError::NotFound.into_response();
+    };
+    let json = [
+        (CONTENT_TYPE, "application/json"),
+        (CACHE_CONTROL, "no-store"),
+    ];
+    match *method {
+        Method::GET => {
+            let body = serde_json::to_vec(&journal.snapshot()).unwrap_or_default();
+            (json, body).into_response()
+        }
+        Method::HEAD => {
+            let len = serde_json::to_vec(&journal.snapshot()).map_or(0, |b| b.len());
+            let mut res = (json, Body::empty()).into_response();
+            res.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            res
+        }
+        Method::DELETE => {
+            journal.clear();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(ALLOW, "GET, HEAD, DELETE")],
+            status_text(StatusCode::METHOD_NOT_ALLOWED),
+        )
+            .into_response(),
+    }
 }
 
 /// Rules checked before any file work: a status and the reason to log.
@@ -264,6 +330,8 @@ pub struct LoggedBody {
     watched: Option<Arc<Activity>>,
     /// HTTP/2 with `--h2-cut connection`: the connection a quirk's cut closes.
     cut_connection: Option<Arc<Activity>>,
+    /// The journal and this request's entry, finished when the body ends.
+    journal: Option<(Arc<Journal>, Box<JournalEntry>)>,
     _in_flight: InFlight,
 }
 
@@ -329,11 +397,14 @@ impl Drop for LoggedBody {
         if let Some(activity) = &self.watched {
             activity.body_done();
         }
+        let cut = !self.done && !http_body::Body::is_end_stream(&self.inner);
         if let Some(log) = &self.log {
-            log.write(
-                self.sent,
-                !self.done && !http_body::Body::is_end_stream(&self.inner),
-            );
+            log.write(self.sent, cut);
+        }
+        if let Some((journal, mut entry)) = self.journal.take() {
+            entry.bytes_sent = self.sent;
+            entry.aborted = cut;
+            journal.push(*entry);
         }
     }
 }

@@ -36,15 +36,32 @@ use crate::server::{Server, ServerHandle, StartError};
 
 /// Builds a [`Server`]; start from [`Server::builder`]. Every option has the
 /// CLI's default.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerBuilder {
     config: Config,
     bind: Option<String>,
     quirk_specs: Vec<String>,
 }
 
+impl Default for ServerBuilder {
+    /// The CLI's defaults, except that the request journal is on
+    /// ([`crate::journal::DEFAULT_ENTRIES`]): a fixture's test reads it with
+    /// [`ServerHandle::requests`].
+    fn default() -> Self {
+        ServerBuilder {
+            config: Config {
+                journal: crate::journal::DEFAULT_ENTRIES,
+                ..Config::default()
+            },
+            bind: None,
+            quirk_specs: Vec::new(),
+        }
+    }
+}
+
 impl Server {
-    /// A builder with the CLI's defaults (`.` on 127.0.0.1:8080; tests want `.bind("127.0.0.1:0")`).
+    /// A builder with the CLI's defaults (`.` on 127.0.0.1:8080; tests want
+    /// `.bind("127.0.0.1:0")`) and the request journal on.
     pub fn builder() -> ServerBuilder {
         ServerBuilder::default()
     }
@@ -85,6 +102,26 @@ impl ServerBuilder {
     /// How long `stall-after` keeps a stalled connection open.
     pub fn stall_limit(mut self, limit: Duration) -> Self {
         self.config.stall_limit = limit;
+        self
+    }
+
+    /// Requests kept in the journal (default
+    /// [`crate::journal::DEFAULT_ENTRIES`]; 0 turns it and its HTTP endpoint
+    /// off).
+    pub fn journal(mut self, entries: usize) -> Self {
+        self.config.journal = entries;
+        self
+    }
+
+    /// Append every journal entry to `file` as a JSON line.
+    pub fn record(mut self, file: impl Into<PathBuf>) -> Self {
+        self.config.record = Some(file.into());
+        self
+    }
+
+    /// Also record request header `name` in the journal.
+    pub fn journal_header(mut self, name: impl Into<String>) -> Self {
+        self.config.journal_headers.push(name.into());
         self
     }
 

@@ -129,6 +129,15 @@ pub struct Cli {
     /// Write the generated certificate (PEM) to FILE, so that a client can trust it.
     #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
     pub tls_cert_out: Option<PathBuf>,
+    /// Keep the last N requests (headers that matter for ranges, status, quirks, bytes sent, cut or not) for tests to read at GET /_rangeserve/requests (DELETE clears); N defaults to 4096.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "4096")]
+    pub journal: Option<usize>,
+    /// Append every request's journal entry to FILE as a JSON line.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Also record this request header in the journal (repeatable).
+    #[arg(long = "journal-header", value_name = "NAME")]
+    pub journal_header: Vec<String>,
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -167,6 +176,9 @@ impl Cli {
             seed: self.seed,
             stall_limit: Duration::from_secs(self.stall_limit),
             h2_cut: self.h2_cut,
+            journal: self.journal.unwrap_or(0),
+            record: self.record.clone(),
+            journal_headers: self.journal_header.clone(),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             open_file_cache: self.open_file_cache,
             small_file_cache: self.small_file_cache,

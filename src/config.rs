@@ -55,6 +55,12 @@ pub struct Config {
     pub limits: Limits,
     /// How access lines are written.
     pub log_format: LogFormat,
+    /// Requests kept in the journal's ring (0: off; see [`crate::journal`]).
+    pub journal: usize,
+    /// Append every journal entry to this file as a JSON line.
+    pub record: Option<PathBuf>,
+    /// Request headers recorded in the journal besides the standard ones.
+    pub journal_headers: Vec<String>,
     /// Which origins' scripts may read responses (CORS).
     pub cors: crate::cors::Cors,
     /// Serve HTTPS with this certificate (None: plain HTTP).
@@ -104,6 +110,9 @@ impl Default for Config {
             settle_window: None,
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            journal: 0,
+            record: None,
+            journal_headers: Vec::new(),
             tls: None,
             cors: crate::cors::Cors::Off,
         }

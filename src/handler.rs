@@ -46,6 +46,8 @@ pub struct App {
     pub quirks: Option<QuirkMode>,
     /// What is known of files already served.
     pub files: FileStates,
+    /// The request journal, when on (`--journal`, `--record`).
+    pub journal: Option<Arc<crate::journal::Journal>>,
 }
 
 /// Serve any request (the connection's service).
@@ -143,6 +145,16 @@ async fn serve(
     let path = match decode_path(raw_path) {
         Ok(p) if !app.config.hidden && p.is_hidden() => {
             tracing::info!(path = %Clipped(raw_path), reason = "hidden entry", "refused path");
+            return HttpError::NotFound.into_response();
+        }
+        // the server's own endpoints' namespace: never a file, even if the
+        // directory has one there (and with a /_quirks/ prefix too)
+        Ok(p)
+            if p.segments
+                .first()
+                .is_some_and(|s| s == crate::journal::RESERVED_SEGMENT) =>
+        {
+            tracing::info!(path = %Clipped(raw_path), reason = "reserved path", "refused path");
             return HttpError::NotFound.into_response();
         }
         Ok(p) => p,

@@ -47,6 +47,7 @@ pub mod fs;
 pub mod handler;
 pub mod hashcache;
 pub mod healthcheck;
+pub mod journal;
 pub mod listing;
 pub mod plan;
 pub mod prehash;
@@ -59,4 +60,5 @@ pub mod transport;
 
 pub use builder::ServerBuilder;
 pub use config::Config;
+pub use journal::JournalEntry;
 pub use server::{Server, ServerHandle, StartError};

@@ -209,6 +209,20 @@ impl Server {
             config.quirks.iter().for_each(|q| global.add(*q));
             QuirkMode::new(global, config.seed, config.stall_limit)
         });
+        let journal = if config.journal > 0 || config.record.is_some() {
+            let journal = crate::journal::Journal::new(
+                config.journal,
+                config.record.as_deref(),
+                &config.journal_headers,
+            )
+            .map_err(|e| StartError::Config {
+                option: "--record/--journal-header",
+                reason: e.to_string(),
+            })?;
+            Some(Arc::new(journal))
+        } else {
+            None
+        };
         let (open_file_cache, small_file_cache) = (
             descriptor_budget(config.open_file_cache),
             config.small_file_cache,
@@ -220,6 +234,7 @@ impl Server {
             hashes,
             quirks,
             files: FileStates::new(open_file_cache, small_file_cache),
+            journal,
         });
         let tls = match &app.config.tls {
             Some(source) => Some(tls_state(source)?),
@@ -390,12 +405,14 @@ impl Server {
         let (tx, rx) = oneshot::channel::<()>();
         let local_addr = self.local_addr;
         let scheme = self.scheme();
+        let journal = self.app.journal.clone();
         let task = tokio::spawn(self.run(async {
             let _ = rx.await;
         }));
         ServerHandle {
             local_addr,
             scheme,
+            journal,
             stop: Some(tx),
             task: Some(task),
         }
@@ -406,6 +423,7 @@ impl Server {
 pub struct ServerHandle {
     local_addr: SocketAddr,
     scheme: &'static str,
+    journal: Option<Arc<crate::journal::Journal>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -424,6 +442,24 @@ impl ServerHandle {
     /// `http` or `https`.
     pub fn scheme(&self) -> &'static str {
         self.scheme
+    }
+
+    /// The requests answered so far, oldest first, as the journal holds them
+    /// (its last [`ServerBuilder::journal`](crate::ServerBuilder::journal)
+    /// entries; empty when it is off). A request is recorded when its
+    /// response ends, so read after the client has the whole response.
+    pub fn requests(&self) -> Vec<crate::journal::JournalEntry> {
+        self.journal
+            .as_ref()
+            .map(|j| j.entries())
+            .unwrap_or_default()
+    }
+
+    /// Forget the requests recorded so far.
+    pub fn clear_requests(&self) {
+        if let Some(j) = &self.journal {
+            j.clear();
+        }
     }
 
     /// Stop accepting, let in-flight responses finish, and wait for that.
