@@ -49,13 +49,14 @@ def test_resume_after_partial_download(rangeserve, tmp_path):
     resume_after_partial_download(rangeserve, tmp_path)
 
 
-def test_resume_after_partial_download_over_https(rangeserve_https, tmp_path):
-    assert rangeserve_https.url.startswith("https://")
-    resume_after_partial_download(rangeserve_https, tmp_path)
+def test_resume_after_partial_download_over_https(rangeserve_factory, tmp_path):
+    server = rangeserve_factory(tls=True)
+    assert server.url.startswith("https://")
+    resume_after_partial_download(server, tmp_path)
 
 
 def resume_after_partial_download(server, tmp_path):
-    original = write_random(server.root / "big.bin", SIZE)
+    original = write_random(server.path / "big.bin", SIZE)
     # the certificate is for "localhost" (and 127.0.0.1): either name works
     url = server.url + "big.bin"
     dest = tmp_path / "big.bin.part"
@@ -85,9 +86,15 @@ def resume_after_partial_download(server, tmp_path):
     assert stitched == hashlib.sha256(original).digest()
     assert stitched == repr_digest_sha256(headers)
 
+    # 4. What the client sent, in order, from the server's request journal.
+    sent = server.requests()
+    assert [e["headers"].get("range") for e in sent] == [f"bytes=0-{CUT - 1}", f"bytes={CUT}-"]
+    assert [e["headers"].get("if-range") for e in sent] == [None, etag]
+    assert [(e["status"], e["bytes_sent"]) for e in sent] == [(206, CUT), (206, SIZE - CUT)]
+
 
 def test_resume_of_a_changed_file_gets_the_whole_new_file(rangeserve, tmp_path):
-    served = rangeserve.root / "big.bin"
+    served = rangeserve.path / "big.bin"
     write_random(served, SIZE)
     url = rangeserve.url + "big.bin"
 
