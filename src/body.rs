@@ -178,11 +178,6 @@ impl FileBody {
     pub fn len(&self) -> u64 {
         self.remaining
     }
-
-    /// True if the body yields nothing.
-    pub fn is_empty(&self) -> bool {
-        self.remaining == 0
-    }
 }
 
 /// Slices up to this size are read on the async worker when the page cache

@@ -221,7 +221,7 @@ impl ServerBuilder {
     }
 
     /// How many files' state is kept between requests (0 disables; see
-    /// [`crate::filestate`]).
+    /// README, "Performance").
     pub fn open_file_cache(mut self, entries: usize) -> Self {
         self.config.open_file_cache = entries;
         self
@@ -258,7 +258,7 @@ impl ServerBuilder {
             config.port = addr.port();
         }
         if let Some(crate::tls::TlsSource::SelfSigned { names, .. }) = &mut config.tls {
-            *names = crate::cli::self_signed_names(&config.bind.to_string());
+            *names = crate::tls::self_signed_names(&config.bind.to_string());
         }
         for spec in &self.quirk_specs {
             let parsed = Spec::parse(spec).map_err(|e| StartError::Config {

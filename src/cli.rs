@@ -116,6 +116,7 @@ pub struct Cli {
     pub send_timeout: u64,
     /// Let scripts of other origins read responses (CORS): `--cors` for any origin, `--cors ORIGIN` (repeatable) for those only, e.g. https://app.example:8443.
     #[arg(long, value_name = "ORIGIN", num_args = 0..=1, default_missing_value = "*")]
+    #[allow(rustdoc::bare_urls)] // the --help text, not a link
     pub cors: Vec<String>,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this PEM certificate chain; needs --tls-key. SIGHUP reloads both files.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -212,7 +213,7 @@ impl Cli {
             });
         }
         self.tls_self_signed.then(|| TlsSource::SelfSigned {
-            names: self_signed_names(&self.bind),
+            names: crate::tls::self_signed_names(&self.bind),
             cert_out: self.tls_cert_out.clone(),
         })
     }
@@ -236,19 +237,6 @@ fn cors(values: &[String]) -> Result<Cors, CliError> {
         }
     }
     Ok(Cors::Origins(values.to_vec()))
-}
-
-/// The names a generated certificate covers: the loopback names and `bind`.
-pub fn self_signed_names(bind: &str) -> Vec<String> {
-    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-    let bind = bind.trim_start_matches('[').trim_end_matches(']');
-    let unspecified = bind
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_unspecified());
-    if !bind.is_empty() && !unspecified && !names.iter().any(|n| n == bind) {
-        names.push(bind.to_string());
-    }
-    names
 }
 
 /// A command line that clap accepted but that makes no sense.

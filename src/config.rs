@@ -4,6 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::conn::Timeouts;
+
 use crate::quirks::Quirk;
 
 /// Everything a server needs to know.
@@ -134,7 +136,7 @@ pub struct Limits {
     /// Concurrent HTTP/2 streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_streams: u32,
     /// The idle, header and send time limits of a connection.
-    pub timeouts: crate::conn::Timeouts,
+    pub timeouts: Timeouts,
 }
 
 impl Default for Limits {
@@ -157,7 +159,8 @@ impl Default for Limits {
 /// What a quirk that cuts a response short (`drop-after`, `drop-at`,
 /// `stall-after`, a `throttle` past `--stall-limit`) ends over HTTP/2, where
 /// one connection carries many responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum H2Cut {
     /// Reset that response's stream (RST_STREAM); other streams go on.
     #[default]
@@ -168,7 +171,8 @@ pub enum H2Cut {
 }
 
 /// The shape of log lines on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]

@@ -20,7 +20,7 @@
 //! So a hash whose reading began at least that window (plus a second) after
 //! the file's last mtime/ctime is *settled*: the stamp alone vouches for it.
 //! Any other hash is *racy*: it is used only where the bytes sent are checked
-//! against it (see [`crate::body`]), is never persisted, and is computed
+//! against it (see the `body` module), is never persisted, and is computed
 //! again once the file has been still for the window.
 //!
 //! Bounded: at most `max_entries` versions are kept (least recently used go

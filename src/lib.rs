@@ -1,10 +1,13 @@
-//! rangeserve: an HTTP/1.1 file server that gets byte ranges exactly right
-//! (RFC 9110 sections 13-15).
+//! rangeserve: an HTTP/1.1 and HTTP/2 file server that gets byte ranges
+//! exactly right (RFC 9110 sections 13-15).
 //!
 //! The crate is the product; the `rangeserve` binary is a thin CLI over it.
-//! A request flows: [`fs`] (resolve, confine, open) -> [`plan`] (decide,
-//! pure, using [`rfc`]) -> [`render`] (the one place that writes status,
-//! headers and the streaming [`body`]).
+//! A request flows: `fs` (resolve, confine, open) -> `plan` (decide, pure,
+//! using [`rfc`]) -> `render` (the one place that writes status, headers and
+//! the streaming body). The public API is the [`builder`] and the
+//! [`ServerHandle`] it spawns, the options ([`config`], [`cors`], [`tls`]),
+//! the request [`journal`], the [`quirks`] catalogue and the pure [`rfc`]
+//! parsers; the rest is internal.
 //!
 //! As a test fixture (see [`builder`] for every option):
 //!
@@ -34,31 +37,46 @@
 //! # Ok(()) }
 //! ```
 
-pub mod access;
-pub mod body;
+// The public API: what a dependent uses (the builder and its handle, the
+// options, the journal, the errors, and the pure RFC parsers, useful on
+// their own).
 pub mod builder;
-pub mod cli;
 pub mod config;
-pub mod conn;
 pub mod cors;
-pub mod error;
-pub mod filestate;
-pub mod fs;
-pub mod handler;
-pub mod hashcache;
-pub mod healthcheck;
 pub mod journal;
-pub mod listing;
-pub mod plan;
-pub mod prehash;
 pub mod quirks;
-pub mod render;
 pub mod rfc;
-pub mod server;
 pub mod tls;
-pub mod transport;
+
+// Internals: `#[doc(hidden)] pub` only where the binary, the fuzz targets or
+// the tests reach them; they may change in any release.
+mod access;
+mod body;
+#[doc(hidden)]
+#[cfg(feature = "cli")]
+pub mod cli;
+#[doc(hidden)]
+pub mod conn;
+#[doc(hidden)]
+pub mod error;
+mod filestate;
+#[doc(hidden)]
+pub mod fs;
+mod handler;
+#[doc(hidden)]
+pub mod hashcache;
+#[doc(hidden)]
+pub mod healthcheck;
+mod listing;
+#[doc(hidden)]
+pub mod plan;
+mod prehash;
+mod render;
+#[doc(hidden)]
+pub mod server;
+mod transport;
 
 pub use builder::ServerBuilder;
 pub use config::Config;
 pub use journal::JournalEntry;
-pub use server::{Server, ServerHandle, StartError};
+pub use server::{Server, ServerHandle, StartError, TlsReloader};

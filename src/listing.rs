@@ -168,7 +168,8 @@ pub fn read_page(
 }
 
 /// All of `dir`'s servable entries, in listing order (see [`read_page`]).
-/// Blocking; memory grows with the directory.
+/// Blocking; memory grows with the directory. (Tests only: the server pages.)
+#[cfg(test)]
 pub fn read_entries(dir: &Path, root: &Root) -> io::Result<Vec<Entry>> {
     read_page(dir, root, None, usize::MAX - 1).map(|p| p.entries)
 }

@@ -1,5 +1,5 @@
 //! The decision for one file request, as a value: [`decide`] maps the facts of
-//! a request and a file to a [`ResponsePlan`], which [`crate::render`] turns
+//! a request and a file to a [`ResponsePlan`], which `render` turns
 //! into a response. Pure: no I/O, no clock, no axum types. The order is
 //! RFC 9110's: preconditions (13.2.2), then If-Range, then Range (14.2).
 

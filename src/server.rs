@@ -587,7 +587,7 @@ fn log_end(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
     tracing::debug!(%peer, error = %e, "connection ended with an error");
 }
 
-/// The service of one connection: the request frame of [`crate::access`]
+/// The service of one connection: the request frame of `access` module
 /// (message rules, panic containment, access log) around the handler.
 pub fn service(
     app: Arc<App>,

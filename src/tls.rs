@@ -264,6 +264,19 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<rustls::ServerConfig>,
     Ok(Arc::new(config))
 }
 
+/// The names a generated certificate covers: the loopback names and `bind`.
+pub fn self_signed_names(bind: &str) -> Vec<String> {
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    let bind = bind.trim_start_matches('[').trim_end_matches(']');
+    let unspecified = bind
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if !bind.is_empty() && !unspecified && !names.iter().any(|n| n == bind) {
+        names.push(bind.to_string());
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

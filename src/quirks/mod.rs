@@ -2,7 +2,7 @@
 //! clients can be tested against the servers they meet in the wild.
 //!
 //! Quirks never fork the serving path. The correct pipeline (validators ->
-//! [`crate::plan::decide`] -> [`crate::render`]) runs as always; each quirk
+//! [`crate::plan::decide`] -> `render`) runs as always; each quirk
 //! is a small transform at one of its seams (see [`transform`]): the
 //! representation's validators and bytes, the request facts, the plan, the
 //! rendered headers, or the body stream ([`transport`]).
@@ -11,10 +11,16 @@
 //! (`name` or `name=value`, comma-separated) into a [`QuirkSet`].
 
 pub mod catalogue;
+// how quirks are applied: internals (`pub` for the tests' bounds)
+#[doc(hidden)]
 pub mod counters;
+#[doc(hidden)]
 pub mod encoded;
+#[doc(hidden)]
 pub mod page;
+#[doc(hidden)]
 pub mod transform;
+#[doc(hidden)]
 pub mod transport;
 
 use std::fmt;

@@ -19,7 +19,7 @@ const LINK_TEXT_MAX: usize = 60;
 
 /// The root's top-level files as the page shows them: the first
 /// [`PAGE_FILES`] by name (the order of a listing), and how many others
-/// there are: a files-only page of [`crate::listing::read_page`]
+/// there are: a files-only page of `listing::read_page`
 /// (regular files the root admits: not hidden, inside the root, unless its
 /// policy says otherwise), but only [`PAGE_FILES`] names are held, whatever
 /// the directory's size. Blocking; an unreadable root has no files.
