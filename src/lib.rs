@@ -50,6 +50,7 @@ pub mod healthcheck;
 pub mod listing;
 pub mod plan;
 pub mod prehash;
+pub mod probe;
 pub mod quirks;
 pub mod render;
 pub mod rfc;
