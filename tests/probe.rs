@@ -228,6 +228,69 @@ async fn a_correct_rangeserve_passes_every_check() {
     server.shutdown().await;
 }
 
+/// The whole text report of a correct server, line for line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_report_of_a_correct_server() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let data = pattern(FILE_LEN);
+    let dir = dir_with(&[("file.bin", &data)]);
+    let server = serve(dir.path()).await;
+    let url = format!("{}file.bin", server.url());
+    let report = probe(&url, &opts(Duration::from_secs(5))).await.unwrap();
+    let digest = sha2::Sha256::digest(&data);
+    let tag = format!("\"{}\"", hex(&digest));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+    let mtime = std::fs::metadata(dir.path().join("file.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let lm = httpdate::fmt_http_date(mtime);
+    let want = format!(
+        "probe {url}
+  status           200 OK
+  content-length   10000
+  accept-ranges    bytes
+  etag             {tag} (strong)
+  last-modified    {lm}
+  repr-digest      sha-256=:{b64}:
+  content-type     application/octet-stream
+  server           (none)
+checks
+  PASS availability   no 503
+  PASS head           HEAD agrees with GET (Content-Length, Accept-Ranges, Content-Type, ETag)
+  PASS accept-ranges  Accept-Ranges: bytes
+  PASS single-range   bytes=0-4095: 206, Content-Range bytes 0-4095/10000; bytes=2048-2063: 206, Content-Range bytes 2048-2063/10000
+  PASS open-range     bytes=9984-: 206, Content-Range bytes 9984-9999/10000
+  PASS suffix-range   bytes=-16: 206, Content-Range bytes 9984-9999/10000
+  PASS multi-range    bytes=0-0,-1: 206 multipart/byteranges, parts 0-0 and 9999-9999
+  PASS unsatisfiable  bytes=10000-: 416, Content-Range bytes */10000
+  PASS etag           strong ETag {tag}
+  PASS last-modified  Last-Modified: {lm}
+  PASS etag-stable    the same ETag on all 11 answers
+  PASS if-range-tag   If-Range: {tag} -> 206 partial
+  PASS if-range-date  If-Range: {lm} -> 206 partial
+  PASS if-range-stale If-Range: \"rangeserve-probe-stale\" -> 200 with the whole body
+  PASS if-range-weak  If-Range: W/{tag} -> 200 (weak never matches)
+  PASS if-none-match  If-None-Match: {tag} -> 304
+  PASS framing        bodies end where Content-Length says
+  PASS overlap        22 overlapping pairs agree byte for byte
+  PASS encoding       no Content-Encoding
+  PASS speed          4096 body bytes in under 500 ms
+quirks: none detected
+verdict: SAFE: resuming with Range + If-Range works as RFC 9110 says
+reproduce: rangeserve DIR
+requests: 13
+"
+    );
+    assert_eq!(report.text(), want);
+    server.shutdown().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_and_one_byte_files() {
     let dir = dir_with(&[("empty", b""), ("one", b"x")]);
