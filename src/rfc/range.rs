@@ -288,7 +288,14 @@ impl ContentRange {
             return Err(UnknownUnit);
         }
         let (range, length) = rest.split_once('/').ok_or(Malformed)?;
-        let digits = |s: &str| parse_digits(s).map_err(|_| Malformed);
+        // exact numbers only: a saturated value would place bytes wrongly
+        let digits = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+                .ok_or(Malformed)
+        };
         if range == "*" {
             return Ok(ContentRange::Unsatisfied {
                 length: digits(length)?,
@@ -301,6 +308,10 @@ impl ContentRange {
         }
         let range = ByteRange { start, end };
         if length == "*" {
+            // a range ending at u64::MAX would hold 2^64 bytes
+            if end == u64::MAX {
+                return Err(BeyondLength);
+            }
             return Ok(ContentRange::BytesOfUnknownLength { range });
         }
         let length = digits(length)?;
@@ -500,6 +511,11 @@ mod tests {
             ("bytes  0-9/10", Err(Malformed)),
             ("bytes 0x1-9/10", Err(Malformed)),
             ("", Err(Malformed)),
+            ("bytes +1-2/9", Err(Malformed)),
+            ("bytes 0-99999999999999999999/*", Err(Malformed)),
+            ("bytes 0-18446744073709551615/*", Err(BeyondLength)),
+            ("bytes 18446744073709551613-18446744073709551614/18446744073709551615",
+             Ok(b(u64::MAX - 2, u64::MAX - 1, u64::MAX))),
         ];
         for (input, want) in rows {
             assert_eq!(&ContentRange::parse(input), want, "{input:?}");
