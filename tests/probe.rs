@@ -385,6 +385,45 @@ async fn a_server_answering_500_cannot_be_probed() {
     );
 }
 
+/// What the probe sends: a recognisable User-Agent, no content coding, one
+/// request per connection; a redirect stops it after the first request.
+#[tokio::test]
+async fn requests_say_who_sends_them() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let err = probe(
+        &format!("http://{addr}/f?x=1"),
+        &opts(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("http://{addr}/f?x=1: 302 redirect to /elsewhere; probe that URL instead")
+    );
+    assert_eq!(
+        peer.await.unwrap(),
+        format!(
+            "HEAD /f?x=1 HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: rangeserve-probe/{}\r\nAccept: */*\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
 #[tokio::test]
 async fn a_closed_port_is_unreachable() {
     let port = {
