@@ -5,7 +5,9 @@
 //!
 //! A behaviour is named once, by the check that owns it; other checks that
 //! see its consequences say SKIP (e.g. when Range is ignored, the open,
-//! suffix and If-Range checks are not judged again).
+//! suffix and If-Range checks are not judged again). A deviation no quirk
+//! names fails when it touches resuming (ranges, 416, If-Range, framing,
+//! bytes, validators) and warns otherwise (HEAD, multipart, If-None-Match).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -560,7 +562,7 @@ fn multi_range(ctx: &Ctx) -> Judged {
                     show(&range)
                 ),
             ),
-            _ => Judged::Fail(format!(
+            _ => Judged::Warn(format!(
                 "{asked}: {} {:?} is not multipart/byteranges",
                 r.status,
                 r.header("content-type").unwrap_or("")
@@ -571,13 +573,13 @@ fn multi_range(ctx: &Ctx) -> Judged {
                 return Judged::Skip(format!("{asked}: the body was cut short (see framing)"));
             }
             if r.end != BodyEnd::Complete {
-                return Judged::Fail(format!("{asked}: the multipart body did not arrive whole"));
+                return Judged::Warn(format!("{asked}: the multipart body did not arrive whole"));
             }
             let parts = multipart::boundary(r.header("content-type").unwrap_or(""))
                 .and_then(|b| multipart::parse(b, &r.body));
             let parts = match parts {
                 Ok(p) => p,
-                Err(e) => return Judged::Fail(format!("{asked}: {e}")),
+                Err(e) => return Judged::Warn(format!("{asked}: {e}")),
             };
             let got: Vec<Option<ByteRange>> = parts
                 .iter()
@@ -589,10 +591,10 @@ fn multi_range(ctx: &Ctx) -> Judged {
             if got != want.map(Some) {
                 let shown: Vec<String> =
                     parts.iter().map(|p| p.content_range.to_string()).collect();
-                return Judged::Fail(format!("{asked}: parts {}", shown.join(", ")));
+                return Judged::Warn(format!("{asked}: parts {}", shown.join(", ")));
             }
             if let Some(p) = parts.iter().find(|p| p.body.len() != 1) {
-                return Judged::Fail(format!(
+                return Judged::Warn(format!(
                     "{asked}: part {} has {} bytes",
                     p.content_range,
                     p.body.len()
@@ -604,8 +606,8 @@ fn multi_range(ctx: &Ctx) -> Judged {
                 show(&want[1])
             ))
         }
-        Served::Unsatisfiable(_) => Judged::Fail(format!("{asked}: 416 for satisfiable ranges")),
-        Served::Other(s) => Judged::Fail(format!("{asked}: answered {s}")),
+        Served::Unsatisfiable(_) => Judged::Warn(format!("{asked}: 416 for satisfiable ranges")),
+        Served::Other(s) => Judged::Warn(format!("{asked}: answered {s}")),
     }
 }
 
@@ -668,10 +670,10 @@ fn head(ctx: &Ctx) -> Judged {
     };
     let h = match &ex.outcome {
         Ok(h) => h,
-        Err(e) => return Judged::Fail(format!("HEAD: no answer ({e})")),
+        Err(e) => return Judged::Warn(format!("HEAD: no answer ({e})")),
     };
     if h.status != get.status {
-        return Judged::Fail(format!("HEAD {} but GET {}", h.status, get.status));
+        return Judged::Warn(format!("HEAD {} but GET {}", h.status, get.status));
     }
     let missing: Vec<&str> = ["Content-Length", "Accept-Ranges"]
         .into_iter()
@@ -690,7 +692,7 @@ fn head(ctx: &Ctx) -> Judged {
     for n in &compared {
         if let (Some(a), Some(b)) = (h.header(n), get.header(n)) {
             if a != b {
-                return Judged::Fail(format!("HEAD says {n}: {a}, GET says {b}"));
+                return Judged::Warn(format!("HEAD says {n}: {a}, GET says {b}"));
             }
         }
     }
@@ -958,7 +960,7 @@ fn if_none_match(ctx: &Ctx) -> Judged {
         200 if ctx.versions_vary => {
             Judged::Skip("the ETag changed in between (see etag-stable)".into())
         }
-        s => Judged::Fail(format!("If-None-Match: {tag} (the current ETag) -> {s}")),
+        s => Judged::Warn(format!("If-None-Match: {tag} (the current ETag) -> {s}")),
     }
 }
 
@@ -1443,6 +1445,9 @@ mod tests {
             }, &["no-etag", "no-last-modified"], false),
             ("the mid range answered from byte 0", |o| *resp(o, Step::Mid) = partial(0, 15), &["range-from-zero"], false),
             ("a byte differs between two answers", |o| resp(o, Step::Mid).body[0] ^= 1, &[], false),
+            ("HEAD answered 405", |o| resp(o, Step::Head).status = 405, &[], true),
+            ("If-None-Match ignored", |o| *resp(o, Step::IfNoneMatch) = full(), &[], true),
+            ("a malformed multipart body", |o| resp(o, Step::Multi).body.truncate(20), &[], true),
             ("a Content-Range at the end of u64", |o| {
                 let r = resp(o, Step::Mid);
                 set_header(r, "Content-Range", Some("bytes 18446744073709551599-18446744073709551614/18446744073709551615"));
