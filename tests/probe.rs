@@ -489,6 +489,48 @@ async fn an_endless_head_is_refused_and_an_endless_body_is_not_read() {
     );
 }
 
+/// Malformed answers, each from a real peer answering every request the
+/// same way: a clear error (exit 2), or a report that names the problem;
+/// never a panic or a hang.
+#[tokio::test]
+async fn malformed_answers_are_reported() {
+    let rows: &[(&'static [u8], &str)] = &[
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP/1.x response: \"SSH-2.0-OpenSSH_9.2\""),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "not an HTTP/1.x response: \"HTTP/1.1 2000 OK\""),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "not an HTTP/1.x response: \"no colon here\""),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "unusable framing: Content-Length: -1"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", "unusable framing: conflicting Content-Length values"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5", "the connection closed before a complete response head"),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n", "not an HTTP/1.x response: \"too many 1xx responses\""),
+    ];
+    for (answer, want) in rows {
+        let addr = raw_peer(answer, None).await;
+        let url = format!("http://{addr}/f");
+        let err = probe(&url, &opts(Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), format!("{url}: {want}"));
+    }
+    // malformed chunked coding (a bad size; a size beyond u64): reported, not fatal
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\nx",
+    ] {
+        let addr = raw_peer(answer, None).await;
+        let report = probe(&format!("http://{addr}/f"), &opts(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        let framing = report.check(CheckId::Framing);
+        assert_eq!(
+            (framing.status, framing.detail.as_str()),
+            (Status::Fail, "GET: malformed chunked coding"),
+            "{}",
+            report.text()
+        );
+        assert_eq!(report.exit_code(), 1);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_reported_not_followed() {
     let dir = dir_with(&[("sub/f", b"x")]);

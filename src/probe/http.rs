@@ -154,6 +154,9 @@ pub enum ExchangeError {
     /// Not an HTTP/1.x response.
     #[error("not an HTTP/1.x response: {0:?}")]
     Malformed(String),
+    /// A response whose body length cannot be known (RFC 9112 6.3).
+    #[error("unusable framing: {0}")]
+    BadFraming(String),
 }
 
 /// Any connection the probe reads and writes.
@@ -458,9 +461,9 @@ fn framing(
             .parse::<u64>()
             .ok()
             .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| ExchangeError::Malformed(format!("Content-Length: {v:.40}")))?;
+            .ok_or_else(|| ExchangeError::BadFraming(format!("Content-Length: {v:.40}")))?;
         if length.is_some_and(|l| l != n) {
-            return Err(ExchangeError::Malformed(
+            return Err(ExchangeError::BadFraming(
                 "conflicting Content-Length values".into(),
             ));
         }

@@ -320,6 +320,22 @@ mod tests {
     }
 
     proptest! {
+        /// Any bytes: parsing never panics, and each part's offset points at its bytes.
+        #[test]
+        fn parse_never_panics(
+            body in proptest::collection::vec(
+                prop_oneof![Just(b'-'), Just(b'\r'), Just(b'\n'), Just(b'q'), any::<u8>()], 0..200),
+            prefix in "(--q\r\n(Content-Range: bytes [0-9]-[0-9]/[0-9]\r\n)?\r\n)?",
+        ) {
+            let mut input = prefix.into_bytes();
+            input.extend_from_slice(&body);
+            if let Ok(parts) = super::parse("q", &input) {
+                for p in parts {
+                    prop_assert_eq!(&input[p.at..p.at + p.body.len()], &p.body[..]);
+                }
+            }
+        }
+
         /// The planned parts cover exactly the requested satisfiable bytes, and the
         /// computed Content-Length equals the serialized body.
         #[test]

@@ -573,5 +573,19 @@ mod props {
             ];
             prop_assert_eq!(parse(&header), Ok(want));
         }
+
+        /// Any Content-Range value: parsing never panics, what parses is a
+        /// non-empty range within its length, and it prints back to itself.
+        #[test]
+        fn content_range_never_panics_and_round_trips(value in "(bytes )?[0-9*/ -]{0,30}|\\PC{0,30}") {
+            if let Ok(cr) = ContentRange::parse(&value) {
+                match cr {
+                    ContentRange::Bytes { range, length } => prop_assert!(range.start <= range.end && range.end < length),
+                    ContentRange::BytesOfUnknownLength { range } => prop_assert!(range.start <= range.end && range.end < u64::MAX),
+                    ContentRange::Unsatisfied { .. } => {}
+                }
+                prop_assert_eq!(ContentRange::parse(&cr.to_string()), Ok(cr));
+            }
+        }
     }
 }
