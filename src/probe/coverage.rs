@@ -92,12 +92,13 @@ pub const COVERAGE: &[Coverage] = &[
     c!("fail-first", Warn, Availability, "N up to 5 (the probe's retries)"),
 ];
 
-/// The coverage of `q` (every quirk has one; a test checks it).
+/// The coverage of `q` (every quirk has one: `every_quirk_is_covered` checks
+/// all variants).
 pub fn of(q: &Quirk) -> &'static Coverage {
     COVERAGE
         .iter()
         .find(|c| c.name == q.name())
-        .unwrap_or(&COVERAGE[0])
+        .expect("every quirk is in COVERAGE")
 }
 
 /// The quirks no probe can detect, with the reason.
@@ -111,7 +112,71 @@ pub fn undetectable() -> impl Iterator<Item = (&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quirks::catalogue::CATALOGUE;
+    use crate::quirks::catalogue::{self, CATALOGUE};
+
+    /// Every [`Quirk`] variant; the match makes a new variant a compile
+    /// error here until it is listed.
+    fn every_variant() -> Vec<Quirk> {
+        use Quirk::*;
+        let all = vec![
+            NoEtag,
+            WeakEtag,
+            UnstableEtag,
+            StaleEtag,
+            NoLastModified,
+            UnquotedEtag,
+            NoRanges,
+            AcceptRangesNone,
+            NoAcceptRanges,
+            Range200,
+            FirstRangeOnly,
+            MultiRange200,
+            IgnoreIfRange,
+            Bare416,
+            IfRange416,
+            WeakIfRange206,
+            HeadLies,
+            EncodedRange,
+            UnknownLength,
+            IfRangeEtag200,
+            RangeFromZero,
+            RangeCapped(1),
+            NoContentRange,
+            BadContentRange,
+            ReplicaFlip,
+            Chunked,
+            DropAfter(1),
+            DropAt(1),
+            Throttle(1),
+            StallAfter(1),
+            FailFirst(1),
+        ];
+        for q in &all {
+            match q {
+                NoEtag | WeakEtag | UnstableEtag | StaleEtag | NoLastModified | UnquotedEtag
+                | NoRanges | AcceptRangesNone | NoAcceptRanges | Range200 | FirstRangeOnly
+                | MultiRange200 | IgnoreIfRange | Bare416 | IfRange416 | WeakIfRange206
+                | HeadLies | EncodedRange | UnknownLength | IfRangeEtag200 | RangeFromZero
+                | RangeCapped(_) | NoContentRange | BadContentRange | ReplicaFlip | Chunked
+                | DropAfter(_) | DropAt(_) | Throttle(_) | StallAfter(_) | FailFirst(_) => {}
+            }
+        }
+        all
+    }
+
+    /// The probe reports only [`Quirk`] values, so this covers every name it
+    /// can print: each is a catalogue name with a coverage entry, and what it
+    /// prints (`name=value`) is a spec `--quirk` accepts.
+    #[test]
+    fn every_quirk_is_covered() {
+        let all = every_variant();
+        assert_eq!(all.len(), CATALOGUE.len());
+        for q in all {
+            assert!(catalogue::info(q.name()).is_some(), "{}", q.name());
+            assert_eq!(of(&q).name, q.name());
+            assert_eq!(Quirk::parse(&q.to_string()), Ok(q));
+        }
+    }
 
     /// One source: the probe's table is the catalogue, name for name, and
     /// every name parses as a quirk.
