@@ -648,15 +648,25 @@ async fn the_command_line() {
 fn a_directory_named_probe_is_still_served() {
     use std::io::BufRead;
     let dir = dir_with(&[("probe/hello.txt", b"hi")]);
-    let mut child = Command::new(BIN)
-        .args(["./probe", "-p", "0", "-q"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    /// Kills the server however the test ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(
+        Command::new(BIN)
+            .args(["./probe", "-p", "0", "-q"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let url = line
@@ -674,8 +684,7 @@ fn a_directory_named_probe_is_still_served() {
         .unwrap();
     let mut res = String::new();
     tcp.read_to_string(&mut res).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     assert!(
         res.starts_with("HTTP/1.1 200 OK\r\n") && res.ends_with("\r\n\r\nhi"),
         "{res}"
