@@ -14,7 +14,13 @@ use crate::tls::TlsSource;
 
 /// rangeserve: an HTTP file server that gets byte ranges exactly right.
 #[derive(Debug, Parser)]
-#[command(name = "rangeserve", version, about, long_about = None)]
+#[command(
+    name = "rangeserve",
+    version,
+    about,
+    long_about = None,
+    after_help = "Diagnose another server's range handling: rangeserve probe URL (see rangeserve probe --help).\nA directory named probe is served as: rangeserve ./probe"
+)]
 pub struct Cli {
     /// Directory to serve.
     #[arg(default_value = ".")]

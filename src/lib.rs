@@ -70,7 +70,10 @@ pub mod healthcheck;
 mod listing;
 #[doc(hidden)]
 pub mod plan;
+// `rangeserve probe URL`: used through the command line (README "Probe a server")
 mod prehash;
+#[doc(hidden)]
+pub mod probe;
 mod render;
 #[doc(hidden)]
 pub mod server;

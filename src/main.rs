@@ -1,4 +1,5 @@
-//! The `rangeserve` command: parse the command line, set up logging, serve.
+//! The `rangeserve` command: parse the command line, set up logging, serve
+//! (or hand `rangeserve probe ...` to [`rangeserve::probe::cli`]).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -11,6 +12,11 @@ use rangeserve::Server;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // `rangeserve probe URL` diagnoses another server; a directory named
+    // `probe` is served as `rangeserve ./probe`
+    if std::env::args_os().nth(1).is_some_and(|a| a == "probe") {
+        return ExitCode::from(rangeserve::probe::cli::main(std::env::args_os().skip(1)));
+    }
     let cli = Cli::parse();
     if cli.list_quirks {
         print!("{}", rangeserve::quirks::catalogue::text());

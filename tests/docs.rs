@@ -63,10 +63,29 @@ fn a_bad_global_quirk_is_one_line_and_exit_2() {
 
 #[test]
 fn every_long_option_in_help_is_in_the_readme() {
+    options_in_help_are_in_the_readme(&["--help"], 20);
+}
+
+/// `rangeserve probe --help` too: its options are documented in "Probe a server".
+#[test]
+fn every_probe_option_in_help_is_in_the_readme() {
+    options_in_help_are_in_the_readme(&["probe", "--help"], 5);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Probe a server").expect("the probe section")..];
+    for option in ["--json", "--timeout", "--insecure", "--cacert"] {
+        assert!(
+            section.contains(option),
+            "{option} is not in \"Probe a server\""
+        );
+    }
+}
+
+fn options_in_help_are_in_the_readme(args: &[&str], at_least: usize) {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_rangeserve"))
-        .arg("--help")
+        .args(args)
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
@@ -75,7 +94,7 @@ fn every_long_option_in_help_is_in_the_readme() {
         .filter(|w| w.starts_with("--") && w.len() > 2)
         .map(|w| w.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-')))
         .collect();
-    assert!(options.len() > 20, "{help}");
+    assert!(options.len() > at_least, "{help}");
     for option in options {
         assert!(
             readme.contains(option),

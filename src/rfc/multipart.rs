@@ -1,4 +1,5 @@
-//! Planning a `multipart/byteranges` body (RFC 9110 14.6, RFC 2046 5.1).
+//! `multipart/byteranges` bodies (RFC 9110 14.6, RFC 2046 5.1): planning one
+//! to send, and parsing one received (for `rangeserve probe`).
 //!
 //! [`plan`] turns ranges into an ordered list of [`Segment`]s — framing bytes
 //! held in memory and file slices to be streamed — together with the exact
@@ -72,6 +73,118 @@ pub fn plan(boundary: &str, part_type: &str, ranges: &[ByteRange], length: u64) 
     }
 }
 
+/// One part of a received `multipart/byteranges` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The part's `Content-Range` (every part must have one, 14.6).
+    pub content_range: ContentRange,
+    /// The part's `Content-Type`, if it has one.
+    pub content_type: Option<String>,
+    /// The part's bytes, exactly as delimited by the boundaries.
+    pub body: Vec<u8>,
+    /// Where those bytes start in the body parsed.
+    pub at: usize,
+}
+
+/// Why a received multipart body could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MultipartError {
+    /// The Content-Type is not `multipart/byteranges` with a boundary.
+    #[error("not multipart/byteranges with a boundary: {0:?}")]
+    NotMultipart(String),
+    /// No delimiter line opens the body.
+    #[error("no boundary delimiter in the body")]
+    NoDelimiter,
+    /// The close delimiter (`--boundary--`) never comes.
+    #[error("the body ends before the close delimiter")]
+    Unterminated,
+    /// A part's header section is not `name: value` lines ended by a blank line.
+    #[error("malformed part headers")]
+    PartHeaders,
+    /// A part without Content-Range.
+    #[error("a part without Content-Range")]
+    MissingContentRange,
+    /// A part whose Content-Range is malformed.
+    #[error("a part's Content-Range: {0}")]
+    BadContentRange(#[from] super::range::ContentRangeError),
+}
+
+/// The boundary of a `multipart/byteranges` Content-Type (RFC 2046 5.1.1:
+/// the `boundary` parameter, token or quoted-string).
+pub fn boundary(content_type: &str) -> Result<&str, MultipartError> {
+    let not = || MultipartError::NotMultipart(content_type.chars().take(100).collect());
+    let mut params = content_type.split(';');
+    let media = params.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("multipart/byteranges") {
+        return Err(not());
+    }
+    params
+        .filter_map(|p| p.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("boundary"))
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .filter(|b| !b.is_empty() && b.len() <= 70)
+        .ok_or_else(not)
+}
+
+/// Parse a received multipart body delimited by `boundary` (RFC 2046 5.1.1):
+/// a preamble, parts separated by `CRLF--boundary`, each with headers, a
+/// blank line and bytes, then `CRLF--boundary--` and an epilogue.
+pub fn parse(boundary: &str, body: &[u8]) -> Result<Vec<Part>, MultipartError> {
+    let dash = format!("--{boundary}");
+    let delim = format!("\r\n{dash}");
+    // the first delimiter may open the body (no preamble, no CRLF before it)
+    let mut rest = if body.starts_with(dash.as_bytes()) {
+        &body[dash.len()..]
+    } else {
+        let at = find(body, delim.as_bytes()).ok_or(MultipartError::NoDelimiter)?;
+        &body[at + delim.len()..]
+    };
+    let mut parts = Vec::new();
+    loop {
+        if rest.starts_with(b"--") {
+            return Ok(parts); // close delimiter; the epilogue is ignored
+        }
+        // transport padding (LWSP) then CRLF ends the delimiter line
+        let line_end = find(rest, b"\r\n").ok_or(MultipartError::Unterminated)?;
+        if !rest[..line_end].iter().all(|&b| b == b' ' || b == b'\t') {
+            return Err(MultipartError::NoDelimiter);
+        }
+        rest = &rest[line_end + 2..];
+        let next = find(rest, delim.as_bytes()).ok_or(MultipartError::Unterminated)?;
+        let part = &rest[..next];
+        let part_at = body.len() - rest.len();
+        rest = &rest[next + delim.len()..];
+        let skip = if part.starts_with(b"\r\n") {
+            0
+        } else {
+            find(part, b"\r\n\r\n").ok_or(MultipartError::PartHeaders)? + 2
+        };
+        let (headers, bytes) = (&part[..skip.saturating_sub(2)], &part[skip + 2..]);
+        let headers = std::str::from_utf8(headers).map_err(|_| MultipartError::PartHeaders)?;
+        let mut content_range = None;
+        let mut content_type = None;
+        for line in headers.split("\r\n").filter(|l| !l.is_empty()) {
+            let (name, value) = line.split_once(':').ok_or(MultipartError::PartHeaders)?;
+            let value = value.trim_matches([' ', '\t']);
+            if name.eq_ignore_ascii_case("content-range") {
+                content_range = Some(ContentRange::parse(value)?);
+            } else if name.eq_ignore_ascii_case("content-type") {
+                content_type = Some(value.to_string());
+            }
+        }
+        parts.push(Part {
+            content_range: content_range.ok_or(MultipartError::MissingContentRange)?,
+            content_type,
+            body: bytes.to_vec(),
+            at: part_at + skip + 2,
+        });
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +230,54 @@ mod tests {
         assert_eq!(p.content_length, want.len() as u64);
     }
 
+    #[test]
+    fn parse_received_bodies() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let ranges = [
+            ByteRange { start: 0, end: 0 },
+            ByteRange { start: 90, end: 99 },
+        ];
+        let p = plan("B", "text/plain", &ranges, 100);
+        assert_eq!(boundary(&p.content_type), Ok("B"));
+        let parts = super::parse("B", &render(&p, &data)).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].body, vec![0]);
+        assert_eq!(render(&p, &data)[parts[1].at..][..10], data[90..]);
+        assert_eq!(parts[1].body, (90..100u8).collect::<Vec<_>>());
+        assert_eq!(parts[1].content_range.to_string(), "bytes 90-99/100");
+        assert_eq!(parts[1].content_type.as_deref(), Some("text/plain"));
+        // preamble, quoted boundary, padding after a delimiter, an epilogue
+        let body =
+            b"preamble\r\n--q\t\r\nContent-Range: bytes 1-2/9\r\n\r\nab\r\n--q--\r\nepilogue";
+        assert_eq!(boundary("Multipart/Byteranges; boundary=\"q\""), Ok("q"));
+        let parts = super::parse("q", body).unwrap();
+        assert_eq!((parts.len(), &parts[0].body[..]), (1, &b"ab"[..]));
+        #[rustfmt::skip]
+        let bad: &[(&[u8], MultipartError)] = &[
+            (b"no delimiter at all", MultipartError::NoDelimiter),
+            (b"--q\r\nContent-Range: bytes 1-2/9\r\n\r\nab", MultipartError::Unterminated),
+            (b"--q\r\nContent-Type: x\r\n\r\nab\r\n--q--", MultipartError::MissingContentRange),
+            (b"--q\r\nContent-Range: bytes 1-2\r\n\r\nab\r\n--q--", MultipartError::BadContentRange(crate::rfc::range::ContentRangeError::Malformed)),
+            (b"--q\r\nno colon\r\n\r\nab\r\n--q--", MultipartError::PartHeaders),
+            (b"--qx\r\n\r\nab\r\n--q--", MultipartError::NoDelimiter),
+        ];
+        for (body, want) in bad {
+            assert_eq!(
+                &super::parse("q", body).unwrap_err(),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        for ct in [
+            "text/plain",
+            "multipart/byteranges",
+            "multipart/byteranges; boundary=",
+        ] {
+            assert!(boundary(ct).is_err(), "{ct}");
+        }
+    }
+
     /// Extract (content-range, bytes) pairs from a serialized body.
     fn parts(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
         let delim = format!("--{boundary}\r\n");
@@ -159,6 +320,22 @@ mod tests {
     }
 
     proptest! {
+        /// Any bytes: parsing never panics, and each part's offset points at its bytes.
+        #[test]
+        fn parse_never_panics(
+            body in proptest::collection::vec(
+                prop_oneof![Just(b'-'), Just(b'\r'), Just(b'\n'), Just(b'q'), any::<u8>()], 0..200),
+            prefix in "(--q\r\n(Content-Range: bytes [0-9]-[0-9]/[0-9]\r\n)?\r\n)?",
+        ) {
+            let mut input = prefix.into_bytes();
+            input.extend_from_slice(&body);
+            if let Ok(parts) = super::parse("q", &input) {
+                for p in parts {
+                    prop_assert_eq!(&input[p.at..p.at + p.body.len()], &p.body[..]);
+                }
+            }
+        }
+
         /// The planned parts cover exactly the requested satisfiable bytes, and the
         /// computed Content-Length equals the serialized body.
         #[test]

@@ -1,7 +1,8 @@
 //! The `Range` request header (RFC 9110 section 14): parsing it into typed
 //! range specs, resolving those against a representation length, and
 //! formatting `Content-Range` (section 14.4), the one formatter used by
-//! single-range responses, multipart part headers and 416 answers.
+//! single-range responses, multipart part headers and 416 answers, and
+//! parsing it back (for clients such as `rangeserve probe`).
 //!
 //! Everything here is pure: values in, values out. The two steps are kept
 //! apart on purpose (parse, then resolve against the length): a syntax error
@@ -241,6 +242,84 @@ pub enum ContentRange {
         /// The complete length.
         length: u64,
     },
+    /// `bytes FIRST-LAST/*`: a range of a representation whose complete
+    /// length the sender does not know (14.4 allows it; this server never
+    /// sends it outside quirks mode).
+    BytesOfUnknownLength {
+        /// The range sent.
+        range: ByteRange,
+    },
+}
+
+/// Why a `Content-Range` value was not understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ContentRangeError {
+    /// The unit is not `bytes`.
+    #[error("unknown range unit")]
+    UnknownUnit,
+    /// Not `bytes F-L/LEN`, `bytes F-L/*` or `bytes */LEN`.
+    #[error("malformed Content-Range")]
+    Malformed,
+    /// last-pos before first-pos (14.4: invalid).
+    #[error("last-pos before first-pos")]
+    Backwards,
+    /// last-pos at or past the complete length (14.4: invalid).
+    #[error("range beyond the complete length")]
+    BeyondLength,
+}
+
+impl ContentRange {
+    /// Parse a `Content-Range` value (RFC 9110 14.4):
+    /// `range-unit SP (incl-range "/" (complete-length / "*") / "*/" complete-length)`.
+    ///
+    /// ```
+    /// use rangeserve::rfc::range::{ByteRange, ContentRange};
+    /// assert_eq!(
+    ///     ContentRange::parse("bytes 42-1233/1234"),
+    ///     Ok(ContentRange::Bytes { range: ByteRange { start: 42, end: 1233 }, length: 1234 })
+    /// );
+    /// assert!(ContentRange::parse("bytes 42-1233").is_err());
+    /// ```
+    pub fn parse(value: &str) -> Result<ContentRange, ContentRangeError> {
+        use ContentRangeError::*;
+        let value = value.trim_matches(is_ows);
+        let (unit, rest) = value.split_once(' ').ok_or(Malformed)?;
+        if !unit.eq_ignore_ascii_case("bytes") {
+            return Err(UnknownUnit);
+        }
+        let (range, length) = rest.split_once('/').ok_or(Malformed)?;
+        // exact numbers only: a saturated value would place bytes wrongly
+        let digits = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+                .ok_or(Malformed)
+        };
+        if range == "*" {
+            return Ok(ContentRange::Unsatisfied {
+                length: digits(length)?,
+            });
+        }
+        let (first, last) = range.split_once('-').ok_or(Malformed)?;
+        let (start, end) = (digits(first)?, digits(last)?);
+        if end < start {
+            return Err(Backwards);
+        }
+        let range = ByteRange { start, end };
+        if length == "*" {
+            // a range ending at u64::MAX would hold 2^64 bytes
+            if end == u64::MAX {
+                return Err(BeyondLength);
+            }
+            return Ok(ContentRange::BytesOfUnknownLength { range });
+        }
+        let length = digits(length)?;
+        if end >= length {
+            return Err(BeyondLength);
+        }
+        Ok(ContentRange::Bytes { range, length })
+    }
 }
 
 impl fmt::Display for ContentRange {
@@ -250,6 +329,9 @@ impl fmt::Display for ContentRange {
                 write!(f, "bytes {}-{}/{}", range.start, range.end, length)
             }
             ContentRange::Unsatisfied { length } => write!(f, "bytes */{length}"),
+            ContentRange::BytesOfUnknownLength { range } => {
+                write!(f, "bytes {}-{}/*", range.start, range.end)
+            }
         }
     }
 }
@@ -402,6 +484,48 @@ mod tests {
     }
 
     #[test]
+    fn content_range_parse_table() {
+        use ContentRangeError::*;
+        let b = |start, end, length| ContentRange::Bytes {
+            range: r(start, end),
+            length,
+        };
+        #[rustfmt::skip]
+        let rows: &[(&str, Result<ContentRange, ContentRangeError>)] = &[
+            // RFC 9110 14.4 examples
+            ("bytes 42-1233/1234", Ok(b(42, 1233, 1234))),
+            ("bytes 42-1233/*", Ok(ContentRange::BytesOfUnknownLength { range: r(42, 1233) })),
+            ("bytes */1234", Ok(ContentRange::Unsatisfied { length: 1234 })),
+            ("BYTES 0-0/1", Ok(b(0, 0, 1))),
+            (" bytes 0-0/1 ", Ok(b(0, 0, 1))),
+            ("bytes 0-9/0", Err(BeyondLength)),
+            ("bytes 0-10/10", Err(BeyondLength)),
+            ("bytes 5-4/10", Err(Backwards)),
+            // the shapes bad-content-range and friends send
+            ("bytes 0-9", Err(Malformed)),
+            ("bytes=0-9/10", Err(Malformed)),
+            ("items 0-9/10", Err(UnknownUnit)),
+            ("bytes 0-/10", Err(Malformed)),
+            ("bytes -9/10", Err(Malformed)),
+            ("bytes */*", Err(Malformed)),
+            ("bytes  0-9/10", Err(Malformed)),
+            ("bytes 0x1-9/10", Err(Malformed)),
+            ("", Err(Malformed)),
+            ("bytes +1-2/9", Err(Malformed)),
+            ("bytes 0-99999999999999999999/*", Err(Malformed)),
+            ("bytes 0-18446744073709551615/*", Err(BeyondLength)),
+            ("bytes 18446744073709551613-18446744073709551614/18446744073709551615",
+             Ok(b(u64::MAX - 2, u64::MAX - 1, u64::MAX))),
+        ];
+        for (input, want) in rows {
+            assert_eq!(&ContentRange::parse(input), want, "{input:?}");
+            if let Ok(cr) = want {
+                assert_eq!(ContentRange::parse(&cr.to_string()), Ok(*cr));
+            }
+        }
+    }
+
+    #[test]
     fn content_range_format() {
         // RFC 9110 14.4 examples
         let cr = ContentRange::Bytes {
@@ -448,6 +572,20 @@ mod props {
                 RangeSpec::FromTo { first: a, last: None },
             ];
             prop_assert_eq!(parse(&header), Ok(want));
+        }
+
+        /// Any Content-Range value: parsing never panics, what parses is a
+        /// non-empty range within its length, and it prints back to itself.
+        #[test]
+        fn content_range_never_panics_and_round_trips(value in "(bytes )?[0-9*/ -]{0,30}|\\PC{0,30}") {
+            if let Ok(cr) = ContentRange::parse(&value) {
+                match cr {
+                    ContentRange::Bytes { range, length } => prop_assert!(range.start <= range.end && range.end < length),
+                    ContentRange::BytesOfUnknownLength { range } => prop_assert!(range.start <= range.end && range.end < u64::MAX),
+                    ContentRange::Unsatisfied { .. } => {}
+                }
+                prop_assert_eq!(ContentRange::parse(&cr.to_string()), Ok(cr));
+            }
         }
     }
 }
