@@ -70,9 +70,8 @@ pub mod healthcheck;
 mod listing;
 #[doc(hidden)]
 pub mod plan;
-// `rangeserve probe URL`: used through the command line (README "Probe a server")
 mod prehash;
-#[doc(hidden)]
+#[doc(hidden)] // `rangeserve probe URL`, used through the command line
 pub mod probe;
 mod render;
 #[doc(hidden)]
