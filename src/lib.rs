@@ -4,7 +4,8 @@
 //! The crate is the product; the `rangeserve` binary is a thin CLI over it.
 //! A request flows: [`fs`] (resolve, confine, open) -> [`plan`] (decide,
 //! pure, using [`rfc`]) -> [`render`] (the one place that writes status,
-//! headers and the streaming [`body`]).
+//! headers and the streaming [`body`]). Over an object store, [`origin`]
+//! takes the place of [`fs`]; plan and render are the same.
 //!
 //! As a test fixture (see [`builder`] for every option):
 //!
@@ -48,6 +49,7 @@ pub mod handler;
 pub mod hashcache;
 pub mod healthcheck;
 pub mod listing;
+pub mod origin;
 pub mod plan;
 pub mod prehash;
 pub mod quirks;

@@ -1,0 +1,419 @@
+//! The object-state layer: what the server knows about objects between
+//! requests (their metadata, content digest, rendered header values and,
+//! for a small object, its bytes), so that a warm request costs no store
+//! request at all and at most one HEAD per revalidation interval.
+//!
+//! **Metadata** (a HEAD result) is trusted for `revalidate` after it was
+//! fetched; then the next request sends a HEAD, and an unchanged version
+//! (same store ETag, version id and size) keeps its entry. Within the
+//! interval a replaced object is still described by its old metadata; no
+//! request ever gets mixed bytes for it, because every read is pinned to the
+//! version described (see [`super`]): the read made before a response's
+//! headers fails, the entry is dropped and the request is answered from a
+//! fresh HEAD; a read between parts aborts that response.
+//!
+//! **Digests** (the SHA-256 of the content, from which the strong ETag and
+//! Repr-Digest come, identical to the directory mode's for the same bytes)
+//! are computed by streaming the whole object once, on a hash thread,
+//! single-flight: concurrent first requests for one version wait for one
+//! pass. They are kept keyed by (key, store version, size), so a HEAD that
+//! finds the same version reuses the digest. A small object (up to
+//! [`SMALL_MAX`]) is read whole instead, hashed from that buffer and served
+//! from it: its bytes and digest agree by construction.
+//!
+//! Bounded: at most `max_entries` entries and `max_bytes` of small-object
+//! bytes, `max_digests` digests; the least recently used go first.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::{Key, ObjectMeta, Origin, OriginError, StoreVersion};
+use crate::fs::SMALL_MAX;
+use crate::hashcache::Digest;
+use crate::render::Rendered;
+
+/// Default `--store-revalidate`: how long a HEAD result is trusted.
+pub const DEFAULT_REVALIDATE: Duration = Duration::from_secs(1);
+
+/// One version of one object, as served.
+#[derive(Debug)]
+pub struct ObjectState {
+    /// Its key.
+    pub key: Key,
+    /// The version, as the store describes it.
+    pub meta: ObjectMeta,
+    /// SHA-256 of the content.
+    pub digest: Digest,
+    /// The Content-Type value (from the key's extension, as for files).
+    pub content_type: String,
+    /// Header values rendered once for this version.
+    pub rendered: Arc<Rendered>,
+    /// The whole object, when it is small: the bytes `digest` is of.
+    pub held: Option<Bytes>,
+}
+
+impl ObjectState {
+    fn held_bytes(&self) -> u64 {
+        self.held.as_ref().map_or(0, |b| b.len() as u64)
+    }
+}
+
+struct Entry {
+    state: Arc<ObjectState>,
+    checked: Instant,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Key, Entry>,
+    clock: u64,
+    bytes: u64,
+}
+
+type DigestKey = (Key, StoreVersion, u64);
+
+struct DigestSlot {
+    cell: Arc<OnceCell<Digest>>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Digests {
+    map: HashMap<DigestKey, DigestSlot>,
+    clock: u64,
+}
+
+/// Counters, for tests and the README's figures.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// HEAD requests sent to the store.
+    pub heads: AtomicU64,
+    /// Whole-object passes made to hash large objects.
+    pub hashed: AtomicU64,
+}
+
+/// Bounds and timing of an [`ObjectStates`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a HEAD result is trusted.
+    pub revalidate: Duration,
+    /// Entries (object versions) kept.
+    pub max_entries: usize,
+    /// Bytes of small objects kept.
+    pub max_bytes: u64,
+    /// Digests kept.
+    pub max_digests: usize,
+}
+
+/// The object states of one server. See the module docs.
+pub struct ObjectStates {
+    origin: Arc<dyn Origin>,
+    limits: Limits,
+    entries: Mutex<Entries>,
+    digests: Mutex<Digests>,
+    /// Concurrent whole-object hash passes (one per core).
+    jobs: Semaphore,
+    stats: Arc<StoreStats>,
+}
+
+impl ObjectStates {
+    /// An empty state layer over `origin`.
+    pub fn new(origin: Arc<dyn Origin>, limits: Limits) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ObjectStates {
+            origin,
+            limits,
+            entries: Mutex::new(Entries::default()),
+            digests: Mutex::new(Digests::default()),
+            jobs: Semaphore::new(cores),
+            stats: Arc::new(StoreStats::default()),
+        }
+    }
+
+    /// The store.
+    pub fn origin(&self) -> &Arc<dyn Origin> {
+        &self.origin
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<StoreStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// The state of the object at `key`: cached while its metadata is fresh,
+    /// else after a HEAD (and, for a new version, its digest).
+    pub async fn get(&self, key: &Key) -> Result<Arc<ObjectState>, OriginError> {
+        let cached = {
+            let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            e.clock += 1;
+            let now = e.clock;
+            e.map.get_mut(key).map(|entry| {
+                entry.last_used = now;
+                (
+                    Arc::clone(&entry.state),
+                    entry.checked.elapsed() < self.limits.revalidate,
+                )
+            })
+        };
+        if let Some((state, true)) = &cached {
+            return Ok(Arc::clone(state));
+        }
+        let meta = match self.origin.head(key).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                if let Some((state, _)) = &cached {
+                    self.forget(state);
+                }
+                return Err(e);
+            }
+        };
+        self.stats.heads.fetch_add(1, Ordering::Relaxed);
+        if let Some((state, _)) = cached {
+            if state.meta.version == meta.version && state.meta.size == meta.size {
+                let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(entry) = e.map.get_mut(key).filter(|x| Arc::ptr_eq(&x.state, &state)) {
+                    entry.checked = Instant::now();
+                }
+                return Ok(state);
+            }
+        }
+        let state = Arc::new(self.build(key, meta).await?);
+        self.insert(Arc::clone(&state));
+        Ok(state)
+    }
+
+    /// Drop the entry of `stale` (its object turned out to have changed), if
+    /// it is still the one kept.
+    pub fn forget(&self, stale: &Arc<ObjectState>) {
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if e.map
+            .get(&stale.key)
+            .is_some_and(|x| Arc::ptr_eq(&x.state, stale))
+        {
+            e.map.remove(&stale.key);
+            e.bytes -= stale.held_bytes();
+        }
+    }
+
+    /// Entries and small-object bytes held now.
+    pub fn usage(&self) -> (usize, u64) {
+        let e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        (e.map.len(), e.bytes)
+    }
+
+    async fn build(&self, key: &Key, meta: ObjectMeta) -> Result<ObjectState, OriginError> {
+        let (digest, held) = if meta.size <= SMALL_MAX {
+            let bytes = read_all(&*self.origin, key, &meta).await?;
+            (Sha256::digest(&bytes).into(), Some(bytes))
+        } else {
+            (self.digest(key, &meta).await?, None)
+        };
+        let content_type = crate::handler::content_type(key.as_str());
+        let rendered = Arc::new(Rendered::new(
+            digest,
+            &content_type,
+            crate::handler::whole_seconds(meta.last_modified),
+        ));
+        Ok(ObjectState {
+            key: key.clone(),
+            meta,
+            digest,
+            content_type,
+            rendered,
+            held,
+        })
+    }
+
+    /// The digest of a large object's version `meta`: cached, or computed
+    /// once however many requests ask at the same time.
+    async fn digest(&self, key: &Key, meta: &ObjectMeta) -> Result<Digest, OriginError> {
+        let cell = {
+            let mut d = self.digests.lock().unwrap_or_else(PoisonError::into_inner);
+            d.clock += 1;
+            let now = d.clock;
+            let slot = d
+                .map
+                .entry((key.clone(), meta.version.clone(), meta.size))
+                .or_insert_with(|| DigestSlot {
+                    cell: Arc::new(OnceCell::new()),
+                    last_used: now,
+                });
+            slot.last_used = now;
+            let cell = Arc::clone(&slot.cell);
+            evict(&mut d.map, self.limits.max_digests, |s| s.last_used);
+            cell
+        };
+        // Dropping this future (the client left) stops the pass unless
+        // another request waits for it; that one then starts it again.
+        let digest = cell
+            .get_or_try_init(|| async {
+                let _permit = self.jobs.acquire().await.expect("never closed");
+                let digest = hash_object(&*self.origin, key, meta).await?;
+                self.stats.hashed.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, OriginError>(digest)
+            })
+            .await?;
+        Ok(*digest)
+    }
+
+    /// `--prehash` over a store: walk the prefix (hidden names only if
+    /// `hidden`) and hash every large object through the same single-flight
+    /// digests requests use; one line on stderr when done. Small objects are
+    /// left to their first request (they are hashed from the bytes served).
+    pub async fn prehash(&self, hidden: bool) {
+        let started = Instant::now();
+        let mut dirs = vec![Key(String::new())];
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        while let Some(dir) = dirs.pop() {
+            let listed = match self.origin.list(&dir).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    tracing::warn!(prefix = %dir, error = %e, "prehash cannot list");
+                    continue;
+                }
+            };
+            let at_top = dir.as_str().is_empty();
+            for entry in listed {
+                if !hidden && crate::fs::is_hidden(entry.name.as_ref(), at_top) {
+                    continue;
+                }
+                let key = dir.child(&entry.name);
+                match entry.object {
+                    None => dirs.push(key),
+                    Some((size, _)) if size > SMALL_MAX => match self.get(&key).await {
+                        Ok(_) => {
+                            objects += 1;
+                            bytes += size;
+                        }
+                        Err(e) => {
+                            tracing::warn!(object = %key, error = %e, "prehash skipped an object")
+                        }
+                    },
+                    Some(_) => {}
+                }
+            }
+        }
+        eprintln!(
+            "prehash: {objects} objects over {} KiB, {} in {:.1}s",
+            SMALL_MAX / 1024,
+            crate::listing::human_size(bytes),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    fn insert(&self, state: Arc<ObjectState>) {
+        if self.limits.max_entries == 0 || state.held_bytes() > self.limits.max_bytes {
+            return;
+        }
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        e.clock += 1;
+        let entry = Entry {
+            checked: Instant::now(),
+            last_used: e.clock,
+            state: Arc::clone(&state),
+        };
+        e.bytes += state.held_bytes();
+        if let Some(old) = e.map.insert(state.key.clone(), entry) {
+            e.bytes -= old.state.held_bytes();
+        }
+        while e.map.len() > self.limits.max_entries || e.bytes > self.limits.max_bytes {
+            // the oldest go first; the entry just inserted is the newest and stays
+            let Some(oldest) = e
+                .map
+                .iter()
+                .filter(|(_, x)| !Arc::ptr_eq(&x.state, &state))
+                .min_by_key(|(_, x)| x.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(gone) = e.map.remove(&oldest) {
+                e.bytes -= gone.state.held_bytes();
+            }
+        }
+    }
+}
+
+/// Drop the least recently used eighth (at least what is over) of a map
+/// holding more than `max` entries: one scan per many inserts.
+fn evict<K: Eq + Hash, V>(map: &mut HashMap<K, V>, max: usize, used: impl Fn(&V) -> u64) {
+    if map.len() <= max.max(1) {
+        return;
+    }
+    let batch = (max / 8).max(map.len() - max).max(1);
+    let mut ages: Vec<u64> = map.values().map(&used).collect();
+    let cut = batch.min(ages.len()) - 1;
+    let (_, &mut limit, _) = ages.select_nth_unstable(cut);
+    map.retain(|_, v| used(v) > limit);
+}
+
+/// The whole of a small object's version `meta`, in one pinned read.
+async fn read_all(origin: &dyn Origin, key: &Key, meta: &ObjectMeta) -> Result<Bytes, OriginError> {
+    if meta.size == 0 {
+        return Ok(Bytes::new());
+    }
+    let mut stream = origin.read(key, meta, 0..meta.size).await?;
+    let mut buf = BytesMut::with_capacity(meta.size as usize);
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+        if buf.len() as u64 > meta.size {
+            break;
+        }
+    }
+    if buf.len() as u64 != meta.size {
+        return Err(OriginError::Changed(format!(
+            "read {} bytes of a {}-byte object",
+            buf.len(),
+            meta.size
+        )));
+    }
+    Ok(buf.freeze())
+}
+
+/// SHA-256 of a large object's version `meta`: one pinned read streamed to
+/// a hash thread (hashing is CPU-bound; the async workers only move chunks).
+async fn hash_object(
+    origin: &dyn Origin,
+    key: &Key,
+    meta: &ObjectMeta,
+) -> Result<Digest, OriginError> {
+    let mut stream = origin.read(key, meta, 0..meta.size).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let hasher = tokio::spawn(crate::hashcache::on_hash_thread(move || {
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            h.update(&chunk);
+            n += chunk.len() as u64;
+        }
+        let digest: Digest = h.finalize().into();
+        (digest, n)
+    }));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let (digest, n) = hasher
+        .await
+        .map_err(|e| OriginError::Unavailable(e.to_string()))?
+        .map_err(|e| OriginError::Unavailable(e.to_string()))?;
+    if n != meta.size {
+        return Err(OriginError::Changed(format!(
+            "hashed {n} bytes of a {}-byte object",
+            meta.size
+        )));
+    }
+    Ok(digest)
+}
