@@ -26,7 +26,6 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -92,15 +91,6 @@ struct Digests {
     clock: u64,
 }
 
-/// Counters, for tests and the README's figures.
-#[derive(Debug, Default)]
-pub struct StoreStats {
-    /// HEAD requests sent to the store.
-    pub heads: AtomicU64,
-    /// Whole-object passes made to hash large objects.
-    pub hashed: AtomicU64,
-}
-
 /// Bounds and timing of an [`ObjectStates`].
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -122,7 +112,6 @@ pub struct ObjectStates {
     digests: Mutex<Digests>,
     /// Concurrent whole-object hash passes (one per core).
     jobs: Semaphore,
-    stats: Arc<StoreStats>,
 }
 
 impl ObjectStates {
@@ -135,18 +124,12 @@ impl ObjectStates {
             entries: Mutex::new(Entries::default()),
             digests: Mutex::new(Digests::default()),
             jobs: Semaphore::new(cores),
-            stats: Arc::new(StoreStats::default()),
         }
     }
 
     /// The store.
     pub fn origin(&self) -> &Arc<dyn Origin> {
         &self.origin
-    }
-
-    /// The counters.
-    pub fn stats(&self) -> Arc<StoreStats> {
-        Arc::clone(&self.stats)
     }
 
     /// The state of the object at `key`: cached while its metadata is fresh,
@@ -176,7 +159,6 @@ impl ObjectStates {
                 return Err(e);
             }
         };
-        self.stats.heads.fetch_add(1, Ordering::Relaxed);
         if let Some((state, _)) = cached {
             if state.meta.version == meta.version && state.meta.size == meta.size {
                 let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -257,9 +239,7 @@ impl ObjectStates {
         let digest = cell
             .get_or_try_init(|| async {
                 let _permit = self.jobs.acquire().await.expect("never closed");
-                let digest = hash_object(&*self.origin, key, meta).await?;
-                self.stats.hashed.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, OriginError>(digest)
+                hash_object(&*self.origin, key, meta).await
             })
             .await?;
         Ok(*digest)
@@ -416,4 +396,78 @@ async fn hash_object(
         )));
     }
     Ok(digest)
+}
+
+#[cfg(all(test, feature = "object-store"))]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::ObjectStore as _;
+
+    /// `files` objects `f0`, `f1`... of `size` bytes each (byte value = index).
+    async fn states(files: usize, size: usize, limits: Limits) -> ObjectStates {
+        let store = Arc::new(InMemory::new());
+        for i in 0..files {
+            let path = object_store::path::Path::parse(format!("f{i}")).unwrap();
+            store.put(&path, vec![i as u8; size].into()).await.unwrap();
+        }
+        let origin = super::super::store::StoreOrigin::new(store, "", "memory");
+        ObjectStates::new(Arc::new(origin), limits)
+    }
+
+    fn key(i: usize) -> Key {
+        Key(format!("f{i}"))
+    }
+
+    const LIMITS: Limits = Limits {
+        revalidate: Duration::from_secs(60),
+        max_entries: 3,
+        max_bytes: 1 << 20,
+        max_digests: 10,
+    };
+
+    #[tokio::test]
+    async fn bounded_in_entries_and_bytes_newest_kept() {
+        let s = states(10, 100, LIMITS).await;
+        for i in 0..10 {
+            let state = s.get(&key(i)).await.unwrap();
+            assert_eq!(state.held.as_deref(), Some(&vec![i as u8; 100][..]));
+            assert_eq!(
+                state.digest,
+                <[u8; 32]>::from(Sha256::digest(vec![i as u8; 100]))
+            );
+        }
+        assert_eq!(s.usage(), (3, 300));
+        let s = states(
+            10,
+            1000,
+            Limits {
+                max_entries: 100,
+                max_bytes: 2500,
+                ..LIMITS
+            },
+        )
+        .await;
+        for i in 0..10 {
+            s.get(&key(i)).await.unwrap();
+            assert!(s.usage().1 <= 2500, "{:?}", s.usage());
+        }
+        assert_eq!(s.usage(), (2, 2000));
+        // the newest are the ones kept: asking again reads nothing new
+        let kept = s.get(&key(9)).await.unwrap();
+        assert!(Arc::ptr_eq(&kept, &s.get(&key(9)).await.unwrap()));
+        // a budget smaller than one object keeps nothing, and still serves
+        let s = states(
+            1,
+            1000,
+            Limits {
+                max_bytes: 10,
+                ..LIMITS
+            },
+        )
+        .await;
+        assert!(s.get(&key(0)).await.is_ok());
+        assert_eq!(s.usage(), (0, 0));
+        assert!(matches!(s.get(&key(99)).await, Err(OriginError::NotFound)));
+    }
 }
