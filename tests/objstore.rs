@@ -609,6 +609,18 @@ fn quirks_apply_to_objects_too() {
     assert_eq!(r.status(), 206);
     assert_eq!(r.header("ETag"), None);
     assert!(r.body == data[5..10]);
+    // quirks that derive a second version of a local file's bytes say they
+    // cannot, rather than claim (Rangeserve-Quirks) what they did not do
+    // (replica-flip serves the first response as it is, the second flipped)
+    for (quirk, nth) in [("replica-flip", 2), ("encoded-range", 1)] {
+        let target = format!("/_quirks/{quirk}/f.bin");
+        let r = (0..nth).map(|_| s.get(&target, &[])).last().unwrap();
+        assert_eq!(r.status_line, "HTTP/1.1 503 Service Unavailable", "{quirk}");
+        assert!(
+            r.body_str().contains("not available over an object store"),
+            "{quirk}"
+        );
+    }
     let page = s.get("/_quirks/", &[]);
     assert!(
         page.body_str().contains("f.bin"),
