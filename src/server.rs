@@ -147,7 +147,10 @@ async fn open_store(
         max_bytes: config.small_file_cache,
         max_digests: config.hash_cache,
     };
-    Ok(ObjectStates::new(origin, limits))
+    Ok(match &config.etag_cache {
+        Some(path) => ObjectStates::persistent(origin, limits, path),
+        None => ObjectStates::new(origin, limits),
+    })
 }
 
 /// Bind `addr` with a listen backlog that holds the connections waiting for
@@ -308,6 +311,13 @@ impl Server {
         let mut shutdown = std::pin::pin!(shutdown);
         let hashes = Arc::clone(&self.app.hashes);
         let flusher = tokio::spawn(Arc::clone(&hashes).flush_loop(Duration::from_secs(1)));
+        let objects = match &self.app.backend {
+            Backend::Store(objects) => Some(Arc::clone(objects)),
+            Backend::Dir(_) => None,
+        };
+        let object_flusher = objects
+            .clone()
+            .map(|o| tokio::spawn(o.flush_loop(Duration::from_secs(1))));
         let prehash = match &self.app.backend {
             Backend::Dir(root) if self.app.config.prehash => Some(tokio::spawn(
                 crate::prehash::run(root.clone(), Arc::clone(&hashes)),
@@ -405,6 +415,10 @@ impl Server {
         }
         flusher.abort();
         let _ = tokio::task::spawn_blocking(move || hashes.flush()).await;
+        if let (Some(f), Some(objects)) = (object_flusher, objects) {
+            f.abort();
+            let _ = tokio::task::spawn_blocking(move || objects.flush()).await;
+        }
     }
 
     /// Serve on a background task until the handle is shut down or dropped.

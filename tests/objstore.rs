@@ -724,3 +724,41 @@ fn prehash_hashes_large_objects_before_they_are_asked_for() {
         "the request reused the prehash's digest"
     );
 }
+
+#[test]
+fn etag_cache_keeps_object_digests_across_restarts() {
+    let data = pattern(LARGE);
+    let store = memory(&[("f.bin", &data)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("etags");
+    let config = || Config {
+        etag_cache: Some(cache.clone()),
+        ..Config::default()
+    };
+    let first = Watched::new(store.clone(), Duration::ZERO, never);
+    let s = serve_origin(first.clone(), config());
+    let etag = s
+        .request("HEAD", "/f.bin", &[])
+        .header("ETag")
+        .unwrap()
+        .to_string();
+    drop(s); // a graceful stop writes the file
+    assert_eq!(first.reads.lock().unwrap().len(), 1, "hashed once");
+    assert!(cache.exists());
+
+    let second = Watched::new(store.clone(), Duration::ZERO, never);
+    let s = serve_origin(second.clone(), config());
+    let head = s.request("HEAD", "/f.bin", &[]);
+    assert_eq!(head.header("ETag"), Some(etag.as_str()));
+    assert!(
+        second.reads.lock().unwrap().is_empty(),
+        "no hashing pass after a restart"
+    );
+    // a new version is hashed, not taken from the file
+    let new: Vec<u8> = data.iter().map(|b| b ^ 1).collect();
+    put(&store, "pre/f.bin", &new);
+    std::thread::sleep(Duration::from_millis(1100)); // past --store-revalidate
+    let head = s.request("HEAD", "/f.bin", &[]);
+    assert_eq!(head.header("Repr-Digest"), Some(repr_digest(&new).as_str()));
+    assert_eq!(second.reads.lock().unwrap().len(), 1);
+}

@@ -23,16 +23,26 @@
 //!
 //! Bounded: at most `max_entries` entries and `max_bytes` of small-object
 //! bytes, `max_digests` digests; the least recently used go first.
+//!
+//! With `--etag-cache FILE` the digests survive restarts: written atomically
+//! (as the directory mode's, see [`crate::hashcache`]) under a header naming
+//! the store, with a checksum over the whole file. A file of another store,
+//! of the directory mode, corrupt or unreadable costs a warning and a rehash,
+//! never a wrong digest: an entry is only used for the same key, store ETag
+//! or version id, and size.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{Notify, OnceCell, Semaphore};
 
 use super::{Key, ObjectMeta, Origin, OriginError, StoreVersion};
 use crate::fs::SMALL_MAX;
@@ -112,7 +122,16 @@ pub struct ObjectStates {
     digests: Mutex<Digests>,
     /// Concurrent whole-object hash passes (one per core).
     jobs: Semaphore,
+    persist: Option<Persist>,
 }
+
+struct Persist {
+    path: PathBuf,
+    dirty: AtomicBool,
+    wake: Notify,
+}
+
+const CACHE_HEADER: &str = "rangeserve-object-etag-cache v1";
 
 impl ObjectStates {
     /// An empty state layer over `origin`.
@@ -124,7 +143,89 @@ impl ObjectStates {
             entries: Mutex::new(Entries::default()),
             digests: Mutex::new(Digests::default()),
             jobs: Semaphore::new(cores),
+            persist: None,
         }
+    }
+
+    /// A state layer whose digests are kept in `path` (loaded from it now;
+    /// see the module docs).
+    pub fn persistent(origin: Arc<dyn Origin>, limits: Limits, path: &Path) -> Self {
+        let mut states = ObjectStates::new(origin, limits);
+        let store = states.origin.describe();
+        match std::fs::read(path) {
+            Ok(bytes) => match parse_cache_file(&bytes, &store) {
+                Ok(entries) => {
+                    tracing::info!(path = %path.display(), entries = entries.len(), "loaded ETag cache");
+                    let mut d = states
+                        .digests
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for (key, digest) in entries.into_iter().take(limits.max_digests) {
+                        let cell = Arc::new(OnceCell::new_with(Some(digest)));
+                        d.map.insert(key, DigestSlot { cell, last_used: 0 });
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), "ignoring ETag cache ({why}); rebuilding")
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read ETag cache; rebuilding")
+            }
+        }
+        states.persist = Some(Persist {
+            path: path.to_path_buf(),
+            dirty: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        states
+    }
+
+    /// Write the cache file whenever new digests arrive, at most once per
+    /// `every`; returns at once if the digests are not persisted.
+    pub async fn flush_loop(self: Arc<Self>, every: Duration) {
+        let Some(p) = &self.persist else { return };
+        loop {
+            p.wake.notified().await;
+            tokio::time::sleep(every).await;
+            let states = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || states.flush()).await;
+        }
+    }
+
+    /// Write the cache file now if digests were added since the last write.
+    /// Failures are logged, never fatal. Blocking.
+    pub fn flush(&self) {
+        let Some(p) = &self.persist else { return };
+        if !p.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let text = self.serialize();
+        if let Err(e) = crate::hashcache::write_atomically(&p.path, text.as_bytes()) {
+            tracing::warn!(path = %p.path.display(), error = %e, "cannot write ETag cache");
+        }
+    }
+
+    fn serialize(&self) -> String {
+        let field = |v: &Option<String>| v.as_deref().map_or("-".into(), hex::encode);
+        let mut body = String::new();
+        let d = self.digests.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((key, version, size), slot) in &d.map {
+            if let Some(digest) = slot.cell.get() {
+                let _ = writeln!(
+                    body,
+                    "{} {size} {} {} {}",
+                    hex::encode(digest),
+                    field(&version.etag),
+                    field(&version.version),
+                    hex::encode(key.as_str())
+                );
+            }
+        }
+        let store = hex::encode(self.origin.describe());
+        let sum = hex::encode(Sha256::digest(body.as_bytes()));
+        format!("{CACHE_HEADER} {store}\n{body}sha256 {sum}\n")
     }
 
     /// The store.
@@ -239,7 +340,12 @@ impl ObjectStates {
         let digest = cell
             .get_or_try_init(|| async {
                 let _permit = self.jobs.acquire().await.expect("never closed");
-                hash_object(&*self.origin, key, meta).await
+                let digest = hash_object(&*self.origin, key, meta).await?;
+                if let Some(p) = &self.persist {
+                    p.dirty.store(true, Ordering::Release);
+                    p.wake.notify_one();
+                }
+                Ok::<_, OriginError>(digest)
             })
             .await?;
         Ok(*digest)
@@ -321,6 +427,48 @@ impl ObjectStates {
             }
         }
     }
+}
+
+/// The entries of a cache file written for `store` (its description).
+fn parse_cache_file(bytes: &[u8], store: &str) -> Result<Vec<(DigestKey, Digest)>, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?;
+    let (header, rest) = text.split_once('\n').ok_or("no header")?;
+    let named = header
+        .strip_prefix(CACHE_HEADER)
+        .and_then(|h| h.strip_prefix(' '))
+        .ok_or("unknown header")?;
+    if named != hex::encode(store) {
+        return Err("written for another store");
+    }
+    let sum_at = rest.rfind("sha256 ").ok_or("no checksum")?;
+    let (body, sum_line) = rest.split_at(sum_at);
+    let want = sum_line
+        .strip_prefix("sha256 ")
+        .and_then(|s| s.strip_suffix('\n'));
+    if want != Some(hex::encode(Sha256::digest(body.as_bytes())).as_str()) {
+        return Err("checksum mismatch");
+    }
+    let field = |f: &str| -> Option<Option<String>> {
+        match f {
+            "-" => Some(None),
+            f => Some(Some(String::from_utf8(hex::decode(f).ok()?).ok()?)),
+        }
+    };
+    let line = |l: &str| -> Option<(DigestKey, Digest)> {
+        let mut f = l.split(' ');
+        let digest: Digest = hex::decode(f.next()?).ok()?.try_into().ok()?;
+        let size = f.next()?.parse().ok()?;
+        let version = StoreVersion {
+            etag: field(f.next()?)?,
+            version: field(f.next()?)?,
+        };
+        let key = Key(String::from_utf8(hex::decode(f.next()?).ok()?).ok()?);
+        f.next().is_none().then_some(((key, version, size), digest))
+    };
+    body.lines()
+        .map(line)
+        .collect::<Option<Vec<_>>>()
+        .ok_or("malformed entry")
 }
 
 /// Drop the least recently used eighth (at least what is over) of a map
@@ -425,6 +573,64 @@ mod tests {
         max_bytes: 1 << 20,
         max_digests: 10,
     };
+
+    #[tokio::test]
+    async fn the_cache_file_round_trips_and_refuses_other_stores_and_corruption() {
+        let s = states(0, 0, LIMITS).await;
+        {
+            let mut d = s.digests.lock().unwrap();
+            for (i, (etag, version)) in [
+                (Some("\"e 1\""), None),
+                (None, Some("v2")),
+                (Some("x"), Some("y")),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let version = StoreVersion {
+                    etag: etag.map(String::from),
+                    version: version.map(String::from),
+                };
+                let cell = Arc::new(OnceCell::new_with(Some([i as u8; 32])));
+                d.map.insert(
+                    (key(i), version, 1000 + i as u64),
+                    DigestSlot { cell, last_used: 0 },
+                );
+            }
+            // a digest still being computed is not written
+            let pending = (
+                key(9),
+                StoreVersion {
+                    etag: None,
+                    version: None,
+                },
+                1,
+            );
+            d.map.insert(
+                pending,
+                DigestSlot {
+                    cell: Arc::new(OnceCell::new()),
+                    last_used: 0,
+                },
+            );
+        }
+        let text = s.serialize();
+        let mut got = parse_cache_file(text.as_bytes(), "memory").unwrap();
+        got.sort_by_key(|(k, _)| k.2);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].0 .1.etag.as_deref(), Some("\"e 1\""));
+        assert_eq!(got[1].0 .1.version.as_deref(), Some("v2"));
+        assert_eq!(got[2].1, [2u8; 32]);
+        assert_eq!(
+            parse_cache_file(text.as_bytes(), "s3://other"),
+            Err("written for another store")
+        );
+        let mut bad = text.into_bytes();
+        let at = bad.iter().position(|&b| b == b'\n').unwrap() + 1;
+        bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
+        assert_eq!(parse_cache_file(&bad, "memory"), Err("checksum mismatch"));
+        assert!(parse_cache_file(b"rangeserve-etag-cache v1\n", "memory").is_err());
+    }
 
     #[tokio::test]
     async fn bounded_in_entries_and_bytes_newest_kept() {
