@@ -43,6 +43,9 @@ pub enum Source {
     /// Slices of a file read beforehand, each with its file offset (see
     /// [`capture`]); a body over them may only ask for bytes they hold.
     Pieces(Arc<[(u64, Bytes)]>),
+    /// One version of an object in a store, played by
+    /// [`crate::origin::body::ObjectBody`] (never by a [`FileBody`]).
+    Object(crate::origin::body::ObjectSource),
 }
 
 /// An open file as a byte source.
@@ -106,6 +109,7 @@ impl Source {
                     x => chunk.iter().map(|b| b ^ x).collect(),
                 })
             }
+            Source::Object(o) => o.held(offset, len),
         }
     }
 }
@@ -442,6 +446,11 @@ impl http_body::Body for FileBody {
                         this.pending = Some(tokio::task::spawn_blocking(move || {
                             read_chunk(&src, offset, len as usize).map(|c| (c, None))
                         }));
+                    } else {
+                        // bytes neither held nor in a file: never skip them silently
+                        let missing =
+                            io::Error::other("the body's source does not hold these bytes");
+                        return Poll::Ready(Some(this.finish_read(Err(missing))));
                     }
                 }
             }

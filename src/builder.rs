@@ -74,6 +74,39 @@ impl ServerBuilder {
         self
     }
 
+    /// Serve an object store (`s3://bucket/prefix`, `gs://…`, `az://…`)
+    /// instead of a directory, configured from the environment.
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.config.store = Some(crate::config::StoreSpec::Url(url.into()));
+        self
+    }
+
+    /// Serve `prefix` of an `object_store` store (in-memory, local file
+    /// system, or any other) instead of a directory.
+    #[cfg(feature = "object-store")]
+    pub fn object_store(
+        self,
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+        prefix: &str,
+    ) -> Self {
+        let describe = format!("{store}/{}", prefix.trim_matches('/'));
+        let origin = crate::origin::store::StoreOrigin::new(store, prefix, describe);
+        self.origin(std::sync::Arc::new(origin))
+    }
+
+    /// Serve any [`crate::origin::Origin`] instead of a directory.
+    pub fn origin(mut self, origin: std::sync::Arc<dyn crate::origin::Origin>) -> Self {
+        self.config.store = Some(crate::config::StoreSpec::Origin(origin));
+        self
+    }
+
+    /// How long an object's metadata is trusted before the store is asked
+    /// again (default 1 s; zero asks on every request).
+    pub fn store_revalidate(mut self, interval: Duration) -> Self {
+        self.config.store_revalidate = interval;
+        self
+    }
+
     /// `ADDR:PORT` to listen on; port 0 picks a free one (see [`ServerHandle::url`]).
     pub fn bind(mut self, addr: impl Into<String>) -> Self {
         self.bind = Some(addr.into());

@@ -7,7 +7,7 @@ use clap::Parser;
 
 use std::time::Duration;
 
-use crate::config::{Config, H2Cut, Limits, LogFormat};
+use crate::config::{Config, H2Cut, Limits, LogFormat, StoreSpec};
 use crate::cors::Cors;
 use crate::quirks::{QuirkError, Spec};
 use crate::tls::TlsSource;
@@ -22,7 +22,7 @@ use crate::tls::TlsSource;
     after_help = "Diagnose another server's range handling: rangeserve probe URL (see rangeserve probe --help).\nA directory named probe is served as: rangeserve ./probe"
 )]
 pub struct Cli {
-    /// Directory to serve.
+    /// Directory to serve, or an object store: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix (credentials and endpoint from the environment: AWS_*, GOOGLE_*, AZURE_*).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
     /// Address to bind: an IP address, or a host name such as localhost.
@@ -148,6 +148,9 @@ pub struct Cli {
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Seconds an object's metadata (a HEAD result) is trusted before the store is asked again; 0 asks on every request. Reads stay pinned to the version described, so a replaced object never yields mixed bytes.
+    #[arg(long, value_name = "SECS", default_value_t = crate::origin::state::DEFAULT_REVALIDATE.as_secs())]
+    pub store_revalidate: u64,
     /// Threads for blocking file work (opens, reads not in the page cache); default: one per CPU. Raise it for a slow disk.
     #[arg(long, value_name = "N")]
     pub io_threads: Option<usize>,
@@ -167,8 +170,15 @@ impl Cli {
         for spec in &self.quirk {
             quirks.extend(Spec::parse(spec)?.quirks);
         }
+        let store = self
+            .dir
+            .to_str()
+            .filter(|d| crate::origin::is_store_url(d))
+            .map(|url| StoreSpec::Url(url.to_string()));
         Ok(Config {
             root: self.dir.clone(),
+            store,
+            store_revalidate: Duration::from_secs(self.store_revalidate),
             bind: bind_address(&self.bind)?,
             port: self.port,
             listing: !self.no_listing,
@@ -299,6 +309,13 @@ mod tests {
             ("::1".into(), 0, false, 3)
         );
         assert_eq!(c.root, PathBuf::from("dir"));
+        assert_eq!(c.store, None);
+        let s3 = Cli::try_parse_from(["rangeserve", "s3://bucket/pre", "--store-revalidate", "0"])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(s3.store, Some(StoreSpec::Url("s3://bucket/pre".into())));
+        assert_eq!(s3.store_revalidate, Duration::ZERO);
         assert!(cli.quiet);
         let bad = Cli::try_parse_from(["rangeserve", "-b", "no such host."]).unwrap();
         assert_eq!(bad.config(), Err(CliError::Bind("no such host.".into())));

@@ -1,18 +1,26 @@
 //! Validated server options, shared by the CLI and the library API.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::conn::Timeouts;
 
+use crate::origin::Origin;
 use crate::quirks::Quirk;
 
 /// Everything a server needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The directory to serve.
+    /// The directory to serve (unless `store` is set).
     pub root: PathBuf,
+    /// Serve this object store instead of `root`.
+    pub store: Option<StoreSpec>,
+    /// How long an object's metadata (a HEAD result) is trusted before the
+    /// store is asked again (see [`crate::origin::state`]).
+    pub store_revalidate: Duration,
     /// Address to bind.
     pub bind: IpAddr,
     /// Port to bind; 0 picks a free one.
@@ -72,6 +80,45 @@ pub struct Config {
     pub settle_window: Option<Duration>,
 }
 
+/// An object store to serve (see [`crate::origin`]).
+#[derive(Clone)]
+pub enum StoreSpec {
+    /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`:
+    /// configured from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+    Url(String),
+    /// A store built by the caller (the library API, tests).
+    Origin(Arc<dyn Origin>),
+}
+
+impl StoreSpec {
+    /// What is served, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreSpec::Url(url) => url.clone(),
+            StoreSpec::Origin(o) => o.describe(),
+        }
+    }
+}
+
+impl fmt::Debug for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreSpec({})", self.describe())
+    }
+}
+
+/// Two specs are equal when they name the same URL or the very same store.
+impl PartialEq for StoreSpec {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (StoreSpec::Url(a), StoreSpec::Url(b)) => a == b,
+            (StoreSpec::Origin(a), StoreSpec::Origin(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StoreSpec {}
+
 /// A size or rate: `65536`, `512k`, `8M`, `1G` (powers of 1024).
 pub fn parse_size(v: &str) -> Option<u64> {
     let (digits, mult) = match v.as_bytes().last() {
@@ -91,6 +138,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             root: PathBuf::from("."),
+            store: None,
+            store_revalidate: crate::origin::state::DEFAULT_REVALIDATE,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
             listing: true,

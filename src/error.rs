@@ -7,6 +7,7 @@ use axum::http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::origin::OriginError;
 use crate::quirks::transform::QuirkFailure;
 use crate::quirks::QuirkError;
 
@@ -28,6 +29,12 @@ pub enum HttpError {
     /// The file kept changing while we tried to hash it; try again shortly.
     #[error("file is changing")]
     Changing,
+    /// The object store refused us access (logged; no detail to the client).
+    #[error("forbidden")]
+    Forbidden,
+    /// The object store is unreachable or throttling; try again shortly.
+    #[error("storage unavailable")]
+    Unavailable,
 }
 
 impl HttpError {
@@ -38,9 +45,26 @@ impl HttpError {
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::Changing => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Forbidden => StatusCode::FORBIDDEN,
+            HttpError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The answer to a store error: missing 404, denied 403, replaced
+    /// while being read (again and again) or unreachable/throttling 503.
+    pub fn from_origin(e: &OriginError) -> HttpError {
+        match e {
+            OriginError::NotFound => HttpError::NotFound,
+            OriginError::Denied(_) => HttpError::Forbidden,
+            OriginError::Changed(_) => HttpError::Changing,
+            OriginError::Unavailable(_) => HttpError::Unavailable,
         }
     }
 }
+
+/// Seconds a client is asked to wait when the store is unavailable: a
+/// throttling store needs a moment, not an immediate retry.
+pub const STORE_RETRY_AFTER: &str = "5";
 
 /// The body of every plain-text status answer: `CODE Reason` and a newline.
 pub fn status_text(status: StatusCode) -> String {
@@ -63,6 +87,9 @@ impl IntoResponse for HttpError {
             }
             HttpError::Changing => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            HttpError::Unavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static(STORE_RETRY_AFTER));
             }
             _ => {}
         }

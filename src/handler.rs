@@ -22,6 +22,7 @@ use crate::filestate::{FileState, FileStates};
 use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
 use crate::hashcache::{HashCache, HashError, Hashed};
 use crate::listing;
+use crate::origin::state::ObjectStates;
 use crate::plan::{self, FileMethod, RangeHeader, RequestFacts, ResponsePlan};
 use crate::quirks::transform::{self, QuirkMode, RANGESERVE_QUIRKS};
 use crate::quirks::{page, QuirkError, QuirkSet, Spec};
@@ -32,10 +33,18 @@ use crate::rfc::range::{self, ByteRange, RangeSpec};
 /// How many times a file that changes while being hashed is re-opened and re-hashed.
 const HASH_ATTEMPTS: usize = 3;
 
+/// Where a server's files come from.
+pub enum Backend {
+    /// A local directory: the tuned descriptor and page-cache path.
+    Dir(Root),
+    /// An object store, through the storage seam ([`crate::origin`]).
+    Store(Arc<ObjectStates>),
+}
+
 /// Shared state of one server.
 pub struct App {
-    /// The served directory.
-    pub root: Root,
+    /// The served directory or store.
+    pub backend: Backend,
     /// Options.
     pub config: Config,
     /// Cache-Control, validated.
@@ -115,16 +124,21 @@ async fn quirks_page(app: &Arc<App>, mode: &QuirkMode, req: &Parts) -> Response 
     if wants_json {
         return ([(CONTENT_TYPE, "application/json")], page::json(&global)).into_response();
     }
-    let root = app.root.clone();
-    let (files, more) = tokio::task::spawn_blocking(move || page::top_files(&root))
-        .await
-        .unwrap_or_default();
+    let (files, more) = match &app.backend {
+        Backend::Dir(root) => {
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || page::top_files(&root))
+                .await
+                .unwrap_or_default()
+        }
+        Backend::Store(objects) => crate::origin::serve::top_files(app, objects).await,
+    };
     let html = page::html_with_more(&files, more, &global);
     ([(CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
 /// Quirks for one response: the server's state and the set chosen.
-type Quirks<'a> = Option<(&'a QuirkMode, &'a QuirkSet)>;
+pub(crate) type Quirks<'a> = Option<(&'a QuirkMode, &'a QuirkSet)>;
 
 /// Serve `raw_path` (under the URL prefix `prefix`, empty outside `/_quirks/`).
 async fn serve(
@@ -164,6 +178,12 @@ async fn serve(
         }
     };
     let headers = &req.headers;
+    if let Backend::Store(objects) = &app.backend {
+        return crate::origin::serve::serve(
+            app, objects, req, prefix, &path, method, raw_path, quirks,
+        )
+        .await;
+    }
     if !path.trailing_slash {
         if let Some(state) = app.files.get(raw_path) {
             return serve_file(app, &path, state, None, method, headers, raw_path, quirks).await;
@@ -177,20 +197,7 @@ async fn serve(
             serve_opened(app, &path, file, cache, method, headers, raw_path, quirks).await
         }
         Ok(Resolved::Dir(_)) if !path.trailing_slash => {
-            // The directory's URL ends with '/'. The Location is rebuilt from the
-            // decoded segments: echoing the raw path would turn `//host` into a
-            // protocol-relative redirect to another site.
-            let mut location = prefix.to_string();
-            for seg in &path.segments {
-                location.push('/');
-                location.push_str(&listing::encode_link(seg));
-            }
-            location.push('/');
-            if let Some(q) = req.uri.query() {
-                location.push('?');
-                location.push_str(q);
-            }
-            (StatusCode::MOVED_PERMANENTLY, [(LOCATION, location)]).into_response()
+            redirect_to_dir(prefix, &path, req.uri.query())
         }
         Ok(Resolved::Dir(dir)) => {
             serve_dir(
@@ -210,6 +217,23 @@ async fn serve(
     }
 }
 
+/// 301 to a directory's URL, which ends with '/'. The Location is rebuilt
+/// from the decoded segments: echoing the raw path would turn `//host` into
+/// a protocol-relative redirect to another site.
+pub(crate) fn redirect_to_dir(prefix: &str, path: &RequestPath, query: Option<&str>) -> Response {
+    let mut location = prefix.to_string();
+    for seg in &path.segments {
+        location.push('/');
+        location.push_str(&listing::encode_link(seg));
+    }
+    location.push('/');
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    (StatusCode::MOVED_PERMANENTLY, [(LOCATION, location)]).into_response()
+}
+
 async fn resolve(
     app: &Arc<App>,
     path: RequestPath,
@@ -217,13 +241,18 @@ async fn resolve(
 ) -> Result<Resolved, HttpError> {
     // Most opens find everything in the kernel's caches: done inline, they
     // save a blocking-pool round trip and its two context switches.
-    if let Some(resolved) = app.root.resolve_cached(&path, want) {
-        return Ok(resolved);
+    if let Backend::Dir(root) = &app.backend {
+        if let Some(resolved) = root.resolve_cached(&path, want) {
+            return Ok(resolved);
+        }
     }
     let app = Arc::clone(app);
-    tokio::task::spawn_blocking(move || app.root.resolve(&path, want))
-        .await
-        .map_err(|_| HttpError::Internal)
+    tokio::task::spawn_blocking(move || match &app.backend {
+        Backend::Dir(root) => root.resolve(&path, want),
+        Backend::Store(_) => Resolved::NotFound,
+    })
+    .await
+    .map_err(|_| HttpError::Internal)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -245,10 +274,13 @@ async fn serve_dir(
         // not cached: the key would be the directory's URL
         return serve_opened(app, &path, index, None, method, headers, raw_path, quirks).await;
     }
+    let Backend::Dir(root) = &app.backend else {
+        return HttpError::NotFound.into_response();
+    };
     if !app.config.listing {
         return HttpError::NotFound.into_response();
     }
-    let root = app.root.clone();
+    let root = root.clone();
     let after = listing::Cursor::from_query(query);
     let start = after.clone();
     let page = move || listing::read_page(&dir, &root, start.as_ref(), listing::PAGE_ENTRIES);
@@ -261,6 +293,11 @@ async fn serve_dir(
         Err(_) => return HttpError::Internal.into_response(),
     };
     let html = listing::render(&url_path, &page.entries, after.as_ref(), page.next.as_ref());
+    listing_response(html, method)
+}
+
+/// A listing page's answer (HEAD: its headers only).
+pub(crate) fn listing_response(html: String, method: FileMethod) -> Response {
     let len = html.len();
     let body = match method {
         FileMethod::Get => Body::from(html),
@@ -295,7 +332,7 @@ impl std::fmt::Display for Clipped<'_> {
 }
 
 /// The decoded URL path of a directory, for display.
-fn display_path(path: &RequestPath) -> String {
+pub(crate) fn display_path(path: &RequestPath) -> String {
     let mut s = String::from("/");
     for seg in &path.segments {
         s.push_str(&seg.to_string_lossy());
@@ -360,7 +397,10 @@ async fn file_state(
         Some(_) => (file.prefetched, None),
         None => (None, file.prefetched),
     };
-    let mut joined = app.root.path().to_path_buf();
+    let Backend::Dir(root) = &app.backend else {
+        return Err(HttpError::Internal.into_response());
+    };
+    let mut joined = root.path().to_path_buf();
     joined.extend(&path.segments);
     let content_type = content_type(&file.path);
     let state = FileState {
@@ -429,11 +469,7 @@ async fn serve_file(
     raw_path: &str,
     quirks: Quirks<'_>,
 ) -> Response {
-    let ctx = ResponseCtx {
-        now: SystemTime::now(),
-        cache_control: app.cache_control.clone(),
-        boundary: quirks.map(|(mode, _)| mode.next_boundary()),
-    };
+    let ctx = response_ctx(app, quirks);
     let mut repr = Representation {
         content_type: file.content_type.clone(),
         length: file.stamp.size,
@@ -455,33 +491,13 @@ async fn serve_file(
     // A racy digest (see crate::hashcache) may not be of the bytes on disk:
     // every body is checked against it as it goes.
     let racy = file.racy_until.is_some() && file.prefetched.is_none();
-    if let Some((mode, set)) = quirks {
-        // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
-        let key = display_path(path);
-        let key = key.trim_end_matches('/');
-        repr = match mode.representation(set, key, repr, &app.hashes).await {
+    if quirks.is_some() {
+        repr = match quirk_representation(app, quirks, path, raw_path, repr).await {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(path = raw_path, error = %e, "quirk failed");
-                return e.into_response();
-            }
+            Err(res) => return res,
         };
     }
-    let mut facts = RequestFacts {
-        method,
-        range: range_header(headers),
-        conditions: conditions(headers),
-    };
-    let mut scratch = String::new();
-    if let Some((_, set)) = quirks {
-        facts = transform::request(set, facts, &repr, &mut scratch);
-    }
-    let validators = Validators {
-        etag: repr.etag.as_ref(),
-        last_modified: repr.last_modified,
-        date: ctx.now,
-    };
-    let mut plan = plan::decide(&facts, repr.length, &validators, app.config.max_ranges);
+    let mut plan = plan_for(app, &ctx, method, headers, &repr, quirks);
     if racy {
         match &plan {
             ResponsePlan::Multipart(parts) if !parts.windows(2).all(|w| w[0].end < w[1].start) => {
@@ -501,6 +517,77 @@ async fn serve_file(
         }
         verify_bodies(app, raw_path, &file, &mut repr);
     }
+    finish(plan, method, repr, &ctx, raw_path, quirks)
+}
+
+/// The response-wide values of a response made now.
+pub(crate) fn response_ctx(app: &App, quirks: Quirks<'_>) -> ResponseCtx {
+    ResponseCtx {
+        now: SystemTime::now(),
+        cache_control: app.cache_control.clone(),
+        boundary: quirks.map(|(mode, _)| mode.next_boundary()),
+    }
+}
+
+/// Quirks' transform of the representation (which version, bytes and
+/// validators); `Err` is the answer when a quirk cannot be applied.
+pub(crate) async fn quirk_representation(
+    app: &App,
+    quirks: Quirks<'_>,
+    path: &RequestPath,
+    raw_path: &str,
+    repr: Representation,
+) -> Result<Representation, Response> {
+    let Some((mode, set)) = quirks else {
+        return Ok(repr);
+    };
+    // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
+    let key = display_path(path);
+    let key = key.trim_end_matches('/');
+    mode.representation(set, key, repr, &app.hashes)
+        .await
+        .map_err(|e| {
+            tracing::warn!(path = raw_path, error = %e, "quirk failed");
+            e.into_response()
+        })
+}
+
+/// The plan for `repr`: the request's facts (bent by quirks), decided by
+/// [`plan::decide`]. Shared by files and objects.
+pub(crate) fn plan_for(
+    app: &App,
+    ctx: &ResponseCtx,
+    method: FileMethod,
+    headers: &HeaderMap,
+    repr: &Representation,
+    quirks: Quirks<'_>,
+) -> ResponsePlan {
+    let mut facts = RequestFacts {
+        method,
+        range: range_header(headers),
+        conditions: conditions(headers),
+    };
+    let mut scratch = String::new();
+    if let Some((_, set)) = quirks {
+        facts = transform::request(set, facts, repr, &mut scratch);
+    }
+    let validators = Validators {
+        etag: repr.etag.as_ref(),
+        last_modified: repr.last_modified,
+        date: ctx.now,
+    };
+    plan::decide(&facts, repr.length, &validators, app.config.max_ranges)
+}
+
+/// Render `plan` (bent by quirks, if any) for `repr`. Shared by files and objects.
+pub(crate) fn finish(
+    mut plan: ResponsePlan,
+    method: FileMethod,
+    repr: Representation,
+    ctx: &ResponseCtx,
+    raw_path: &str,
+    quirks: Quirks<'_>,
+) -> Response {
     if let ResponsePlan::Full { ignored: Some(why) } = &plan {
         if why.is_client_error() {
             tracing::warn!(path = raw_path, reason = ?why, "ignoring Range header");
@@ -510,7 +597,7 @@ async fn serve_file(
         plan = transform::plan(set, plan);
     }
     let length = repr.length;
-    let res = render::render(&plan, method, repr, &ctx);
+    let res = render::render(&plan, method, repr, ctx);
     match quirks {
         Some((mode, set)) => transform::response(mode, set, res, method, &plan, length),
         None => res,
@@ -584,14 +671,17 @@ fn verify_bodies(app: &Arc<App>, key: &str, file: &Arc<FileState>, repr: &mut Re
     }
 }
 
-fn content_type(path: &std::path::Path) -> String {
+/// The Content-Type of a file or object, from its name's extension (the
+/// same for the same name, wherever the bytes are stored).
+pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> String {
     mime_guess::from_path(path)
         .first_or_octet_stream()
         .essence_str()
         .to_string()
 }
 
-fn whole_seconds(t: SystemTime) -> SystemTime {
+/// `t` truncated to whole seconds (what HTTP dates can carry).
+pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

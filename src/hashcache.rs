@@ -583,7 +583,7 @@ fn parse_cache_line(line: &str) -> Option<CacheEntry> {
 /// Write `path` whole or not at all: a temp file with a random name, created
 /// exclusively (never through a planted symlink) in the same directory,
 /// synced, then renamed over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

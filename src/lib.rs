@@ -6,8 +6,9 @@
 //! using [`rfc`]) -> `render` (the one place that writes status, headers and
 //! the streaming body). The public API is the [`builder`] and the
 //! [`ServerHandle`] it spawns, the options ([`config`], [`cors`], [`tls`]),
-//! the request [`journal`], the [`quirks`] catalogue and the pure [`rfc`]
-//! parsers; the rest is internal.
+//! the request [`journal`], the [`quirks`] catalogue, the storage seam
+//! [`origin`] (an object store takes the place of the directory: plan and
+//! render are the same) and the pure [`rfc`] parsers; the rest is internal.
 //!
 //! As a test fixture (see [`builder`] for every option):
 //!
@@ -44,6 +45,7 @@ pub mod builder;
 pub mod config;
 pub mod cors;
 pub mod journal;
+pub mod origin;
 pub mod quirks;
 pub mod rfc;
 pub mod tls;

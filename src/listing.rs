@@ -22,7 +22,8 @@ pub struct Entry {
     pub is_dir: bool,
     /// Size in bytes (files only).
     pub size: u64,
-    /// Modification time.
+    /// Modification time (`UNIX_EPOCH` when unknown: an object store's
+    /// "directories" have none, and the page shows no date for them).
     pub modified: SystemTime,
 }
 
@@ -167,6 +168,33 @@ pub fn read_page(
     })
 }
 
+/// One page of `entries` (all of a directory's, in any order): sorted in
+/// listing order, the first `limit` after `after`. Pure; for listings that
+/// arrive whole (an object store's).
+pub fn page_of(entries: Vec<Entry>, after: Option<&Cursor>, limit: usize) -> Page {
+    let key = |e: &Entry| Cursor {
+        is_file: !e.is_dir,
+        name: e.name.clone(),
+    };
+    let mut entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| after.is_none_or(|a| &key(e) > a))
+        .collect();
+    entries.sort_by_cached_key(key);
+    let more = entries.len().saturating_sub(limit);
+    entries.truncate(limit);
+    let next = if more > 0 {
+        entries.last().map(key)
+    } else {
+        None
+    };
+    Page {
+        entries,
+        next,
+        more,
+    }
+}
+
 /// All of `dir`'s servable entries, in listing order (see [`read_page`]).
 /// Blocking; memory grows with the directory. (Tests only: the server pages.)
 #[cfg(test)]
@@ -258,7 +286,11 @@ pub fn render(
         } else {
             human_size(e.size)
         };
-        let date = httpdate::fmt_http_date(e.modified);
+        let date = if e.is_dir && e.modified == SystemTime::UNIX_EPOCH {
+            String::new()
+        } else {
+            httpdate::fmt_http_date(e.modified)
+        };
         let _ = writeln!(
             html,
             "<tr><td><a href=\"{href}\">{name}</a></td><td class=\"size\" title=\"{} bytes\">{size}</td><td class=\"date\">{date}</td></tr>",
@@ -355,6 +387,31 @@ mod tests {
         assert_eq!(files.entries[0].name, "f00");
         assert_eq!(files.more, 20);
         assert_eq!(read_entries(&dir, &root).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn pages_of_a_whole_listing_match_read_page_order() {
+        let entry = |name: &str, is_dir| Entry {
+            name: OsString::from(name),
+            is_dir,
+            size: 1,
+            modified: SystemTime::UNIX_EPOCH,
+        };
+        let all = vec![
+            entry("b", false),
+            entry("z", true),
+            entry("a", false),
+            entry("c", false),
+            entry("y", true),
+        ];
+        let first = page_of(all.clone(), None, 3);
+        let names: Vec<_> = first.entries.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(names, ["y", "z", "a"]);
+        assert_eq!(first.more, 2);
+        let second = page_of(all, first.next.as_ref(), 3);
+        let names: Vec<_> = second.entries.iter().map(|e| e.name.clone()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert_eq!((second.more, second.next), (0, None));
     }
 
     #[test]

@@ -35,7 +35,13 @@ fn main() -> ExitCode {
             Err(e) => fail(&format!("healthcheck {url}: {e}")),
         };
     }
-    let default_level = if cli.quiet { "warn" } else { "info" };
+    // object_store logs each retry at info: the answer (or the start-up
+    // error) says what matters, so its lines show from warn up
+    let default_level = if cli.quiet {
+        "warn"
+    } else {
+        "info,object_store=warn"
+    };
     let filter =
         EnvFilter::try_from_env("RANGESERVE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt()
@@ -66,8 +72,9 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         let server = match Server::bind(config).await {
             Ok(s) => s,
-            // unusable certificate material: a usage error, like a bad option
-            Err(e @ rangeserve::StartError::Tls(_)) => {
+            // unusable certificate material, or a store that cannot be
+            // reached: a usage error, like a bad option
+            Err(e @ (rangeserve::StartError::Tls(_) | rangeserve::StartError::Store { .. })) => {
                 eprintln!("rangeserve: error: {e}");
                 return ExitCode::from(2);
             }

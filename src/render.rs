@@ -23,6 +23,7 @@ use base64::Engine as _;
 use crate::body::{FileBody, Source};
 use crate::error::status_text;
 use crate::hashcache::Digest;
+use crate::origin::body::ObjectBody;
 use crate::plan::{FileMethod, ResponsePlan};
 use crate::rfc::etag::EntityTag;
 use crate::rfc::multipart::{self, Segment};
@@ -235,9 +236,19 @@ pub fn render(
             return text(h, StatusCode::RANGE_NOT_SATISFIABLE, method);
         }
     };
-    let body = FileBody::new(repr.source, segments);
-    h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    response(status, h, head_or(method, Body::new(body)))
+    let (len, body) = match repr.source {
+        // an object's bytes come from pinned store reads, not a descriptor
+        Source::Object(src) => {
+            let body = ObjectBody::new(src, segments);
+            (body.len(), Body::new(body))
+        }
+        source => {
+            let body = FileBody::new(source, segments);
+            (body.len(), Body::new(body))
+        }
+    };
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    response(status, h, head_or(method, body))
 }
 
 fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {

@@ -26,8 +26,9 @@ use crate::config::Config;
 use crate::conn::{Activity, TimedIo};
 use crate::filestate::FileStates;
 use crate::fs::Root;
-use crate::handler::App;
+use crate::handler::{App, Backend};
 use crate::hashcache::HashCache;
+use crate::origin::state::{self, ObjectStates};
 use crate::quirks::transform::QuirkMode;
 use crate::quirks::QuirkSet;
 use crate::tls::{CertStore, TlsSource};
@@ -82,6 +83,15 @@ pub enum StartError {
         /// Why.
         source: io::Error,
     },
+    /// The object store cannot be served: a bad URL or environment, or the
+    /// start-up check (one listing of the prefix) failed.
+    #[error("cannot serve {store}: {reason}")]
+    Store {
+        /// The store URL (or the caller's description of its store).
+        store: String,
+        /// Why.
+        reason: String,
+    },
     /// An option has an invalid value.
     #[error("invalid {option}: {reason}")]
     Config {
@@ -124,6 +134,49 @@ fn descriptor_budget(asked: usize) -> usize {
         }
         _ => asked,
     }
+}
+
+/// The object store of `spec`, checked reachable: one listing of the
+/// prefix must succeed (a wrong bucket, missing credentials or an
+/// unreachable endpoint stop the start with one clear line).
+async fn open_store(
+    spec: &crate::config::StoreSpec,
+    config: &Config,
+) -> Result<ObjectStates, StartError> {
+    use crate::config::StoreSpec;
+    // one line whatever the store's error text holds
+    let fail = |reason: String| StartError::Store {
+        store: spec.describe(),
+        reason: reason.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
+    let origin: Arc<dyn crate::origin::Origin> = match spec {
+        StoreSpec::Origin(o) => Arc::clone(o),
+        #[cfg(feature = "object-store")]
+        StoreSpec::Url(url) => Arc::new(
+            crate::origin::store::StoreOrigin::from_url(url).map_err(|e| fail(e.to_string()))?,
+        ),
+        #[cfg(not(feature = "object-store"))]
+        StoreSpec::Url(_) => {
+            return Err(fail(
+                "this build has no object storage (cargo feature object-store)".into(),
+            ))
+        }
+    };
+    let top = crate::origin::Key::from_segments::<&str>(&[]).expect("the empty key");
+    origin
+        .list(&top)
+        .await
+        .map_err(|e| fail(format!("start-up check failed: {e}")))?;
+    let limits = state::Limits {
+        revalidate: config.store_revalidate,
+        max_entries: config.open_file_cache,
+        max_bytes: config.small_file_cache,
+        max_digests: config.hash_cache,
+    };
+    Ok(match &config.etag_cache {
+        Some(path) => ObjectStates::persistent(origin, limits, path),
+        None => ObjectStates::new(origin, limits),
+    })
 }
 
 /// Bind `addr` with a listen backlog that holds the connections waiting for
@@ -185,10 +238,15 @@ impl Server {
             hidden: config.hidden,
             follow_symlinks: config.follow_symlinks,
         };
-        let root = Root::with_access(&config.root, access).map_err(|source| StartError::Root {
-            path: config.root.clone(),
-            source,
-        })?;
+        let backend = match &config.store {
+            None => Backend::Dir(Root::with_access(&config.root, access).map_err(|source| {
+                StartError::Root {
+                    path: config.root.clone(),
+                    source,
+                }
+            })?),
+            Some(spec) => Backend::Store(Arc::new(open_store(spec, &config).await?)),
+        };
         let cache_control =
             HeaderValue::from_str(&config.cache_control).map_err(|e| StartError::Config {
                 option: "--cache-control",
@@ -228,7 +286,7 @@ impl Server {
             config.small_file_cache,
         );
         let app = Arc::new(App {
-            root,
+            backend,
             config,
             cache_control,
             hashes,
@@ -294,12 +352,23 @@ impl Server {
         let mut shutdown = std::pin::pin!(shutdown);
         let hashes = Arc::clone(&self.app.hashes);
         let flusher = tokio::spawn(Arc::clone(&hashes).flush_loop(Duration::from_secs(1)));
-        let prehash = self.app.config.prehash.then(|| {
-            tokio::spawn(crate::prehash::run(
-                self.app.root.clone(),
-                Arc::clone(&hashes),
-            ))
-        });
+        let objects = match &self.app.backend {
+            Backend::Store(objects) => Some(Arc::clone(objects)),
+            Backend::Dir(_) => None,
+        };
+        let object_flusher = objects
+            .clone()
+            .map(|o| tokio::spawn(o.flush_loop(Duration::from_secs(1))));
+        let prehash = match &self.app.backend {
+            Backend::Dir(root) if self.app.config.prehash => Some(tokio::spawn(
+                crate::prehash::run(root.clone(), Arc::clone(&hashes)),
+            )),
+            Backend::Store(objects) if self.app.config.prehash => {
+                let (objects, hidden) = (Arc::clone(objects), self.app.config.hidden);
+                Some(tokio::spawn(async move { objects.prehash(hidden).await }))
+            }
+            _ => None,
+        };
         let limits = self.app.config.limits;
         // Beyond the cap, connections wait in the kernel's listen backlog:
         // nothing is accepted (no task, no buffer) until one ends.
@@ -398,6 +467,10 @@ impl Server {
         }
         flusher.abort();
         let _ = tokio::task::spawn_blocking(move || hashes.flush()).await;
+        if let (Some(f), Some(objects)) = (object_flusher, objects) {
+            f.abort();
+            let _ = tokio::task::spawn_blocking(move || objects.flush()).await;
+        }
     }
 
     /// Serve on a background task until the handle is shut down or dropped.

@@ -170,6 +170,10 @@ pub enum QuirkFailure {
     /// The file is too large for an in-memory derived version.
     #[error("encoded-range compresses in memory; files over {ENCODED_MAX} bytes are refused")]
     TooLarge,
+    /// The quirk derives a second version of a local file's bytes; over an
+    /// object store it would silently not apply, so it is refused instead.
+    #[error("{0} derives its bytes from a local file; not available over an object store")]
+    NotForObjects(&'static str),
 }
 
 /// replica-flip's other version: every byte XOR 0xff, its own ETag, a day older.
@@ -177,8 +181,10 @@ async fn second_version(
     mut repr: Representation,
     hashes: &HashCache,
 ) -> Result<Representation, QuirkFailure> {
-    let Source::File(src) = &mut repr.source else {
-        return Ok(repr);
+    let src = match &mut repr.source {
+        Source::File(src) => src,
+        Source::Object(_) => return Err(QuirkFailure::NotForObjects("replica-flip")),
+        _ => return Ok(repr),
     };
     src.xor ^= REPLICA_XOR;
     let digest = hashes
@@ -196,8 +202,10 @@ async fn gzipped(
     mut repr: Representation,
     cache: &Arc<GzCache>,
 ) -> Result<Representation, QuirkFailure> {
-    let Source::File(src) = repr.source.clone() else {
-        return Ok(repr);
+    let src = match &repr.source {
+        Source::File(src) => src.clone(),
+        Source::Object(_) => return Err(QuirkFailure::NotForObjects("encoded-range")),
+        _ => return Ok(repr),
     };
     if repr.length > ENCODED_MAX {
         return Err(QuirkFailure::TooLarge);

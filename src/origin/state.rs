@@ -1,0 +1,679 @@
+//! The object-state layer: what the server knows about objects between
+//! requests (their metadata, content digest, rendered header values and,
+//! for a small object, its bytes), so that a warm request costs no store
+//! request at all and at most one HEAD per revalidation interval.
+//!
+//! **Metadata** (a HEAD result) is trusted for `revalidate` after it was
+//! fetched; then the next request sends a HEAD, and an unchanged version
+//! (same store ETag, version id and size) keeps its entry. Within the
+//! interval a replaced object is still described by its old metadata; no
+//! request ever gets mixed bytes for it, because every read is pinned to the
+//! version described (see [`super`]): the read made before a response's
+//! headers fails, the entry is dropped and the request is answered from a
+//! fresh HEAD; a read between parts aborts that response.
+//!
+//! **Digests** (the SHA-256 of the content, from which the strong ETag and
+//! Repr-Digest come, identical to the directory mode's for the same bytes)
+//! are computed by streaming the whole object once, on a hash thread,
+//! single-flight: concurrent first requests for one version wait for one
+//! pass. They are kept keyed by (key, store version, size), so a HEAD that
+//! finds the same version reuses the digest. A small object (up to
+//! [`SMALL_MAX`]) is read whole instead, hashed from that buffer and served
+//! from it: its bytes and digest agree by construction.
+//!
+//! Bounded: at most `max_entries` entries and `max_bytes` of small-object
+//! bytes, `max_digests` digests; the least recently used go first.
+//!
+//! With `--etag-cache FILE` the digests survive restarts: written atomically
+//! (as the directory mode's, see [`crate::hashcache`]) under a header naming
+//! the store, with a checksum over the whole file. A file of another store,
+//! of the directory mode, corrupt or unreadable costs a warning and a rehash,
+//! never a wrong digest: an entry is only used for the same key, store ETag
+//! or version id, and size.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{Notify, OnceCell, Semaphore};
+
+use super::{Key, ObjectMeta, Origin, OriginError, StoreVersion};
+use crate::fs::SMALL_MAX;
+use crate::hashcache::Digest;
+use crate::render::Rendered;
+
+/// Default `--store-revalidate`: how long a HEAD result is trusted.
+pub const DEFAULT_REVALIDATE: Duration = Duration::from_secs(1);
+
+/// One version of one object, as served.
+#[derive(Debug)]
+pub struct ObjectState {
+    /// Its key.
+    pub key: Key,
+    /// The version, as the store describes it.
+    pub meta: ObjectMeta,
+    /// SHA-256 of the content.
+    pub digest: Digest,
+    /// The Content-Type value (from the key's extension, as for files).
+    pub content_type: String,
+    /// Header values rendered once for this version.
+    pub rendered: Arc<Rendered>,
+    /// The whole object, when it is small: the bytes `digest` is of.
+    pub held: Option<Bytes>,
+}
+
+impl ObjectState {
+    fn held_bytes(&self) -> u64 {
+        self.held.as_ref().map_or(0, |b| b.len() as u64)
+    }
+}
+
+struct Entry {
+    state: Arc<ObjectState>,
+    checked: Instant,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Key, Entry>,
+    clock: u64,
+    bytes: u64,
+}
+
+type DigestKey = (Key, StoreVersion, u64);
+
+struct DigestSlot {
+    cell: Arc<OnceCell<Digest>>,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Digests {
+    map: HashMap<DigestKey, DigestSlot>,
+    clock: u64,
+}
+
+/// Bounds and timing of an [`ObjectStates`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a HEAD result is trusted.
+    pub revalidate: Duration,
+    /// Entries (object versions) kept.
+    pub max_entries: usize,
+    /// Bytes of small objects kept.
+    pub max_bytes: u64,
+    /// Digests kept.
+    pub max_digests: usize,
+}
+
+/// The object states of one server. See the module docs.
+pub struct ObjectStates {
+    origin: Arc<dyn Origin>,
+    limits: Limits,
+    entries: Mutex<Entries>,
+    digests: Mutex<Digests>,
+    /// Concurrent whole-object hash passes (one per core).
+    jobs: Semaphore,
+    persist: Option<Persist>,
+}
+
+struct Persist {
+    path: PathBuf,
+    dirty: AtomicBool,
+    wake: Notify,
+}
+
+const CACHE_HEADER: &str = "rangeserve-object-etag-cache v1";
+
+impl ObjectStates {
+    /// An empty state layer over `origin`.
+    pub fn new(origin: Arc<dyn Origin>, limits: Limits) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ObjectStates {
+            origin,
+            limits,
+            entries: Mutex::new(Entries::default()),
+            digests: Mutex::new(Digests::default()),
+            jobs: Semaphore::new(cores),
+            persist: None,
+        }
+    }
+
+    /// A state layer whose digests are kept in `path` (loaded from it now;
+    /// see the module docs).
+    pub fn persistent(origin: Arc<dyn Origin>, limits: Limits, path: &Path) -> Self {
+        let mut states = ObjectStates::new(origin, limits);
+        let store = states.origin.describe();
+        match std::fs::read(path) {
+            Ok(bytes) => match parse_cache_file(&bytes, &store) {
+                Ok(entries) => {
+                    tracing::info!(path = %path.display(), entries = entries.len(), "loaded ETag cache");
+                    let mut d = states
+                        .digests
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    for (key, digest) in entries.into_iter().take(limits.max_digests) {
+                        let cell = Arc::new(OnceCell::new_with(Some(digest)));
+                        d.map.insert(key, DigestSlot { cell, last_used: 0 });
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), "ignoring ETag cache ({why}); rebuilding")
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read ETag cache; rebuilding")
+            }
+        }
+        states.persist = Some(Persist {
+            path: path.to_path_buf(),
+            dirty: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        states
+    }
+
+    /// Write the cache file whenever new digests arrive, at most once per
+    /// `every`; returns at once if the digests are not persisted.
+    pub async fn flush_loop(self: Arc<Self>, every: Duration) {
+        let Some(p) = &self.persist else { return };
+        loop {
+            p.wake.notified().await;
+            tokio::time::sleep(every).await;
+            let states = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || states.flush()).await;
+        }
+    }
+
+    /// Write the cache file now if digests were added since the last write.
+    /// Failures are logged, never fatal. Blocking.
+    pub fn flush(&self) {
+        let Some(p) = &self.persist else { return };
+        if !p.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let text = self.serialize();
+        if let Err(e) = crate::hashcache::write_atomically(&p.path, text.as_bytes()) {
+            tracing::warn!(path = %p.path.display(), error = %e, "cannot write ETag cache");
+        }
+    }
+
+    fn serialize(&self) -> String {
+        let field = |v: &Option<String>| v.as_deref().map_or("-".into(), hex::encode);
+        let mut body = String::new();
+        let d = self.digests.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((key, version, size), slot) in &d.map {
+            if let Some(digest) = slot.cell.get() {
+                let _ = writeln!(
+                    body,
+                    "{} {size} {} {} {}",
+                    hex::encode(digest),
+                    field(&version.etag),
+                    field(&version.version),
+                    hex::encode(key.as_str())
+                );
+            }
+        }
+        let store = hex::encode(self.origin.describe());
+        let sum = hex::encode(Sha256::digest(body.as_bytes()));
+        format!("{CACHE_HEADER} {store}\n{body}sha256 {sum}\n")
+    }
+
+    /// The store.
+    pub fn origin(&self) -> &Arc<dyn Origin> {
+        &self.origin
+    }
+
+    /// The state of the object at `key`: cached while its metadata is fresh,
+    /// else after a HEAD (and, for a new version, its digest).
+    pub async fn get(&self, key: &Key) -> Result<Arc<ObjectState>, OriginError> {
+        let cached = {
+            let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            e.clock += 1;
+            let now = e.clock;
+            e.map.get_mut(key).map(|entry| {
+                entry.last_used = now;
+                (
+                    Arc::clone(&entry.state),
+                    entry.checked.elapsed() < self.limits.revalidate,
+                )
+            })
+        };
+        if let Some((state, true)) = &cached {
+            return Ok(Arc::clone(state));
+        }
+        let meta = match self.origin.head(key).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                if let Some((state, _)) = &cached {
+                    self.forget(state);
+                }
+                return Err(e);
+            }
+        };
+        if let Some((state, _)) = cached {
+            if state.meta.version == meta.version && state.meta.size == meta.size {
+                let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(entry) = e.map.get_mut(key).filter(|x| Arc::ptr_eq(&x.state, &state)) {
+                    entry.checked = Instant::now();
+                }
+                return Ok(state);
+            }
+        }
+        let state = Arc::new(self.build(key, meta).await?);
+        self.insert(Arc::clone(&state));
+        Ok(state)
+    }
+
+    /// Drop the entry of `stale` (its object turned out to have changed), if
+    /// it is still the one kept.
+    pub fn forget(&self, stale: &Arc<ObjectState>) {
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if e.map
+            .get(&stale.key)
+            .is_some_and(|x| Arc::ptr_eq(&x.state, stale))
+        {
+            e.map.remove(&stale.key);
+            e.bytes -= stale.held_bytes();
+        }
+    }
+
+    /// Entries and small-object bytes held now.
+    pub fn usage(&self) -> (usize, u64) {
+        let e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        (e.map.len(), e.bytes)
+    }
+
+    async fn build(&self, key: &Key, meta: ObjectMeta) -> Result<ObjectState, OriginError> {
+        let (digest, held) = if meta.size <= SMALL_MAX {
+            let bytes = read_all(&*self.origin, key, &meta).await?;
+            (Sha256::digest(&bytes).into(), Some(bytes))
+        } else {
+            (self.digest(key, &meta).await?, None)
+        };
+        let content_type = crate::handler::content_type(key.as_str());
+        let rendered = Arc::new(Rendered::new(
+            digest,
+            &content_type,
+            crate::handler::whole_seconds(meta.last_modified),
+        ));
+        Ok(ObjectState {
+            key: key.clone(),
+            meta,
+            digest,
+            content_type,
+            rendered,
+            held,
+        })
+    }
+
+    /// The digest of a large object's version `meta`: cached, or computed
+    /// once however many requests ask at the same time.
+    async fn digest(&self, key: &Key, meta: &ObjectMeta) -> Result<Digest, OriginError> {
+        let cell = {
+            let mut d = self.digests.lock().unwrap_or_else(PoisonError::into_inner);
+            d.clock += 1;
+            let now = d.clock;
+            let slot = d
+                .map
+                .entry((key.clone(), meta.version.clone(), meta.size))
+                .or_insert_with(|| DigestSlot {
+                    cell: Arc::new(OnceCell::new()),
+                    last_used: now,
+                });
+            slot.last_used = now;
+            let cell = Arc::clone(&slot.cell);
+            evict(&mut d.map, self.limits.max_digests, |s| s.last_used);
+            cell
+        };
+        // Dropping this future (the client left) stops the pass unless
+        // another request waits for it; that one then starts it again.
+        let digest = cell
+            .get_or_try_init(|| async {
+                let _permit = self.jobs.acquire().await.expect("never closed");
+                let digest = hash_object(&*self.origin, key, meta).await?;
+                if let Some(p) = &self.persist {
+                    p.dirty.store(true, Ordering::Release);
+                    p.wake.notify_one();
+                }
+                Ok::<_, OriginError>(digest)
+            })
+            .await?;
+        Ok(*digest)
+    }
+
+    /// `--prehash` over a store: walk the prefix (hidden names only if
+    /// `hidden`) and hash every large object through the same single-flight
+    /// digests requests use; one line on stderr when done. Small objects are
+    /// left to their first request (they are hashed from the bytes served).
+    pub async fn prehash(&self, hidden: bool) {
+        let started = Instant::now();
+        let mut dirs = vec![Key(String::new())];
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        while let Some(dir) = dirs.pop() {
+            let listed = match self.origin.list(&dir).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    tracing::warn!(prefix = %dir, error = %e, "prehash cannot list");
+                    continue;
+                }
+            };
+            let at_top = dir.as_str().is_empty();
+            for entry in listed {
+                if !hidden && crate::fs::is_hidden(entry.name.as_ref(), at_top) {
+                    continue;
+                }
+                let key = dir.child(&entry.name);
+                match entry.object {
+                    None => dirs.push(key),
+                    Some((size, _)) if size > SMALL_MAX => match self.get(&key).await {
+                        Ok(_) => {
+                            objects += 1;
+                            bytes += size;
+                        }
+                        Err(e) => {
+                            tracing::warn!(object = %key, error = %e, "prehash skipped an object")
+                        }
+                    },
+                    Some(_) => {}
+                }
+            }
+        }
+        eprintln!(
+            "prehash: {objects} objects over {} KiB, {} in {:.1}s",
+            SMALL_MAX / 1024,
+            crate::listing::human_size(bytes),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    fn insert(&self, state: Arc<ObjectState>) {
+        if self.limits.max_entries == 0 || state.held_bytes() > self.limits.max_bytes {
+            return;
+        }
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        e.clock += 1;
+        let entry = Entry {
+            checked: Instant::now(),
+            last_used: e.clock,
+            state: Arc::clone(&state),
+        };
+        e.bytes += state.held_bytes();
+        if let Some(old) = e.map.insert(state.key.clone(), entry) {
+            e.bytes -= old.state.held_bytes();
+        }
+        while e.map.len() > self.limits.max_entries || e.bytes > self.limits.max_bytes {
+            // the oldest go first; the entry just inserted is the newest and stays
+            let Some(oldest) = e
+                .map
+                .iter()
+                .filter(|(_, x)| !Arc::ptr_eq(&x.state, &state))
+                .min_by_key(|(_, x)| x.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(gone) = e.map.remove(&oldest) {
+                e.bytes -= gone.state.held_bytes();
+            }
+        }
+    }
+}
+
+/// The entries of a cache file written for `store` (its description).
+fn parse_cache_file(bytes: &[u8], store: &str) -> Result<Vec<(DigestKey, Digest)>, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?;
+    let (header, rest) = text.split_once('\n').ok_or("no header")?;
+    let named = header
+        .strip_prefix(CACHE_HEADER)
+        .and_then(|h| h.strip_prefix(' '))
+        .ok_or("unknown header")?;
+    if named != hex::encode(store) {
+        return Err("written for another store");
+    }
+    let sum_at = rest.rfind("sha256 ").ok_or("no checksum")?;
+    let (body, sum_line) = rest.split_at(sum_at);
+    let want = sum_line
+        .strip_prefix("sha256 ")
+        .and_then(|s| s.strip_suffix('\n'));
+    if want != Some(hex::encode(Sha256::digest(body.as_bytes())).as_str()) {
+        return Err("checksum mismatch");
+    }
+    let field = |f: &str| -> Option<Option<String>> {
+        match f {
+            "-" => Some(None),
+            f => Some(Some(String::from_utf8(hex::decode(f).ok()?).ok()?)),
+        }
+    };
+    let line = |l: &str| -> Option<(DigestKey, Digest)> {
+        let mut f = l.split(' ');
+        let digest: Digest = hex::decode(f.next()?).ok()?.try_into().ok()?;
+        let size = f.next()?.parse().ok()?;
+        let version = StoreVersion {
+            etag: field(f.next()?)?,
+            version: field(f.next()?)?,
+        };
+        let key = Key(String::from_utf8(hex::decode(f.next()?).ok()?).ok()?);
+        f.next().is_none().then_some(((key, version, size), digest))
+    };
+    body.lines()
+        .map(line)
+        .collect::<Option<Vec<_>>>()
+        .ok_or("malformed entry")
+}
+
+/// Drop the least recently used eighth (at least what is over) of a map
+/// holding more than `max` entries: one scan per many inserts.
+fn evict<K: Eq + Hash, V>(map: &mut HashMap<K, V>, max: usize, used: impl Fn(&V) -> u64) {
+    if map.len() <= max.max(1) {
+        return;
+    }
+    let batch = (max / 8).max(map.len() - max).max(1);
+    let mut ages: Vec<u64> = map.values().map(&used).collect();
+    let cut = batch.min(ages.len()) - 1;
+    let (_, &mut limit, _) = ages.select_nth_unstable(cut);
+    map.retain(|_, v| used(v) > limit);
+}
+
+/// The whole of a small object's version `meta`, in one pinned read.
+async fn read_all(origin: &dyn Origin, key: &Key, meta: &ObjectMeta) -> Result<Bytes, OriginError> {
+    if meta.size == 0 {
+        return Ok(Bytes::new());
+    }
+    let mut stream = origin.read(key, meta, 0..meta.size).await?;
+    let mut buf = BytesMut::with_capacity(meta.size as usize);
+    while let Some(chunk) = stream.next().await {
+        buf.extend_from_slice(&chunk?);
+        if buf.len() as u64 > meta.size {
+            break;
+        }
+    }
+    if buf.len() as u64 != meta.size {
+        return Err(OriginError::Changed(format!(
+            "read {} bytes of a {}-byte object",
+            buf.len(),
+            meta.size
+        )));
+    }
+    Ok(buf.freeze())
+}
+
+/// SHA-256 of a large object's version `meta`: one pinned read streamed to
+/// a hash thread (hashing is CPU-bound; the async workers only move chunks).
+async fn hash_object(
+    origin: &dyn Origin,
+    key: &Key,
+    meta: &ObjectMeta,
+) -> Result<Digest, OriginError> {
+    let mut stream = origin.read(key, meta, 0..meta.size).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let hasher = tokio::spawn(crate::hashcache::on_hash_thread(move || {
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            h.update(&chunk);
+            n += chunk.len() as u64;
+        }
+        let digest: Digest = h.finalize().into();
+        (digest, n)
+    }));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let (digest, n) = hasher
+        .await
+        .map_err(|e| OriginError::Unavailable(e.to_string()))?
+        .map_err(|e| OriginError::Unavailable(e.to_string()))?;
+    if n != meta.size {
+        return Err(OriginError::Changed(format!(
+            "hashed {n} bytes of a {}-byte object",
+            meta.size
+        )));
+    }
+    Ok(digest)
+}
+
+#[cfg(all(test, feature = "object-store"))]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::ObjectStore as _;
+
+    /// `files` objects `f0`, `f1`... of `size` bytes each (byte value = index).
+    async fn states(files: usize, size: usize, limits: Limits) -> ObjectStates {
+        let store = Arc::new(InMemory::new());
+        for i in 0..files {
+            let path = object_store::path::Path::parse(format!("f{i}")).unwrap();
+            store.put(&path, vec![i as u8; size].into()).await.unwrap();
+        }
+        let origin = super::super::store::StoreOrigin::new(store, "", "memory");
+        ObjectStates::new(Arc::new(origin), limits)
+    }
+
+    fn key(i: usize) -> Key {
+        Key(format!("f{i}"))
+    }
+
+    const LIMITS: Limits = Limits {
+        revalidate: Duration::from_secs(60),
+        max_entries: 3,
+        max_bytes: 1 << 20,
+        max_digests: 10,
+    };
+
+    #[tokio::test]
+    async fn the_cache_file_round_trips_and_refuses_other_stores_and_corruption() {
+        let s = states(0, 0, LIMITS).await;
+        {
+            let mut d = s.digests.lock().unwrap();
+            for (i, (etag, version)) in [
+                (Some("\"e 1\""), None),
+                (None, Some("v2")),
+                (Some("x"), Some("y")),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let version = StoreVersion {
+                    etag: etag.map(String::from),
+                    version: version.map(String::from),
+                };
+                let cell = Arc::new(OnceCell::new_with(Some([i as u8; 32])));
+                d.map.insert(
+                    (key(i), version, 1000 + i as u64),
+                    DigestSlot { cell, last_used: 0 },
+                );
+            }
+            // a digest still being computed is not written
+            let pending = (
+                key(9),
+                StoreVersion {
+                    etag: None,
+                    version: None,
+                },
+                1,
+            );
+            d.map.insert(
+                pending,
+                DigestSlot {
+                    cell: Arc::new(OnceCell::new()),
+                    last_used: 0,
+                },
+            );
+        }
+        let text = s.serialize();
+        let mut got = parse_cache_file(text.as_bytes(), "memory").unwrap();
+        got.sort_by_key(|(k, _)| k.2);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].0 .1.etag.as_deref(), Some("\"e 1\""));
+        assert_eq!(got[1].0 .1.version.as_deref(), Some("v2"));
+        assert_eq!(got[2].1, [2u8; 32]);
+        assert_eq!(
+            parse_cache_file(text.as_bytes(), "s3://other"),
+            Err("written for another store")
+        );
+        let mut bad = text.into_bytes();
+        let at = bad.iter().position(|&b| b == b'\n').unwrap() + 1;
+        bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
+        assert_eq!(parse_cache_file(&bad, "memory"), Err("checksum mismatch"));
+        assert!(parse_cache_file(b"rangeserve-etag-cache v1\n", "memory").is_err());
+    }
+
+    #[tokio::test]
+    async fn bounded_in_entries_and_bytes_newest_kept() {
+        let s = states(10, 100, LIMITS).await;
+        for i in 0..10 {
+            let state = s.get(&key(i)).await.unwrap();
+            assert_eq!(state.held.as_deref(), Some(&vec![i as u8; 100][..]));
+            assert_eq!(
+                state.digest,
+                <[u8; 32]>::from(Sha256::digest(vec![i as u8; 100]))
+            );
+        }
+        assert_eq!(s.usage(), (3, 300));
+        let s = states(
+            10,
+            1000,
+            Limits {
+                max_entries: 100,
+                max_bytes: 2500,
+                ..LIMITS
+            },
+        )
+        .await;
+        for i in 0..10 {
+            s.get(&key(i)).await.unwrap();
+            assert!(s.usage().1 <= 2500, "{:?}", s.usage());
+        }
+        assert_eq!(s.usage(), (2, 2000));
+        // the newest are the ones kept: asking again reads nothing new
+        let kept = s.get(&key(9)).await.unwrap();
+        assert!(Arc::ptr_eq(&kept, &s.get(&key(9)).await.unwrap()));
+        // a budget smaller than one object keeps nothing, and still serves
+        let s = states(
+            1,
+            1000,
+            Limits {
+                max_bytes: 10,
+                ..LIMITS
+            },
+        )
+        .await;
+        assert!(s.get(&key(0)).await.is_ok());
+        assert_eq!(s.usage(), (0, 0));
+        assert!(matches!(s.get(&key(99)).await, Err(OriginError::NotFound)));
+    }
+}

@@ -1,0 +1,292 @@
+//! Over the real S3 protocol: a moto S3 server on loopback (`python3 -m
+//! moto.server`, moto from PyPI; `.ci/run` installs it), a bucket with a simple upload and a
+//! multipart upload, and the rangeserve binary serving `s3://bucket/pre`
+//! from the environment (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP): the range
+//! matrix byte-for-byte, ETags equal to the directory mode's, an object
+//! replaced mid-response aborting it, 404, and 503 once the store is gone.
+//!
+//! Without moto the test says so and passes, unless RANGESERVE_REQUIRE_MOTO
+//! is set (CI sets it): then it fails.
+#![cfg(feature = "object-store")]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{parse_content_range, parse_multipart, pattern, Conn, RawResponse, TestServer};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, WriteMultipart};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// moto on a free loopback port, once it answers; `None` (the test is
+/// skipped) when moto is not installed and not required.
+fn start_moto() -> Option<(Killed, u16)> {
+    let installed = Command::new("python3")
+        .args(["-c", "import moto.server"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(
+            std::env::var_os("RANGESERVE_REQUIRE_MOTO").is_none(),
+            "moto is required: pip install 'moto[server]'"
+        );
+        eprintln!("moto is not installed; skipping the S3-protocol test");
+        return None;
+    }
+    let port = free_port();
+    let mut child = Killed(
+        Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.0.try_wait().unwrap().is_none(), "moto exited");
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some((child, port))
+}
+
+/// moto accepts unsigned requests: a bare PUT creates the bucket.
+fn create_bucket(port: u16, bucket: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+const ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ALLOW_HTTP", "true"),
+];
+
+fn client(port: u16) -> Arc<dyn ObjectStore> {
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name("bucket")
+        .with_endpoint(format!("http://127.0.0.1:{port}"));
+    for (k, v) in ENV {
+        b = b.with_config(k.to_ascii_lowercase().parse().unwrap(), v);
+    }
+    Arc::new(b.build().unwrap())
+}
+
+fn put(store: &Arc<dyn ObjectStore>, key: &str, data: &[u8]) {
+    block_on(store.put(&StorePath::parse(key).unwrap(), data.to_vec().into())).unwrap();
+}
+
+fn put_multipart(store: &Arc<dyn ObjectStore>, key: &str, data: &[u8]) {
+    block_on(async {
+        let upload = store
+            .put_multipart(&StorePath::parse(key).unwrap())
+            .await
+            .unwrap();
+        let mut w = WriteMultipart::new_with_chunk_size(upload, 5 << 20);
+        w.write(data);
+        w.finish().await.unwrap();
+    });
+}
+
+/// The rangeserve binary over `s3://bucket/pre`, and its address.
+fn rangeserve(port: u16) -> (Killed, SocketAddr) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rangeserve"));
+    cmd.args([
+        "s3://bucket/pre",
+        "-p",
+        "0",
+        "-q",
+        "--store-revalidate",
+        "0",
+    ])
+    .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    for (k, v) in ENV {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .parse()
+        .unwrap();
+    (Killed(child), addr)
+}
+
+fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let mut c = Conn::new(addr);
+    c.send("GET", target, headers);
+    c.read_response(false)
+}
+
+#[test]
+fn ranges_validators_and_errors_over_the_s3_protocol() {
+    let Some((moto, port)) = start_moto() else {
+        return;
+    };
+    create_bucket(port, "bucket");
+    let store = client(port);
+    let small = pattern(5000);
+    let large: Vec<u8> = pattern(12 << 20).iter().map(|b| b ^ 0x33).collect();
+    put(&store, "pre/small.txt", &small);
+    put_multipart(&store, "pre/dir/large.bin", &large);
+    let meta = block_on(store.head(&StorePath::parse("pre/dir/large.bin").unwrap())).unwrap();
+    assert!(
+        meta.e_tag.as_deref().unwrap().contains('-'),
+        "a multipart upload's S3 ETag: {:?}",
+        meta.e_tag
+    );
+    let dir = TestServer::with_files(&[("small.txt", &small), ("dir/large.bin", &large)]);
+    let (_server, addr) = rangeserve(port);
+
+    for (target, data) in [("/small.txt", &small), ("/dir/large.bin", &large)] {
+        let len = data.len() as u64;
+        let full = get(addr, target, &[]);
+        assert_eq!(full.status_line, "HTTP/1.1 200 OK", "{target}");
+        assert!(full.body == *data, "{target}");
+        let local = dir.get(target, &[("Range", "bytes=0-0")]);
+        assert_eq!(
+            full.header("ETag"),
+            local.header("ETag"),
+            "{target}: same ETag as a directory"
+        );
+        assert_eq!(full.header("Repr-Digest"), local.header("Repr-Digest"));
+        for (range, a, b) in [
+            ("bytes=0-0", 0, 0),
+            ("bytes=-7", len - 7, len - 1),
+            ("bytes=1000-", 1000, len - 1),
+        ] {
+            let r = get(addr, target, &[("Range", range)]);
+            assert_eq!(r.status(), 206, "{target} {range}");
+            assert_eq!(
+                r.header("Content-Range").unwrap(),
+                format!("bytes {a}-{b}/{len}")
+            );
+            assert!(r.body == data[a as usize..=b as usize], "{target} {range}");
+        }
+        let r = get(addr, target, &[("Range", "bytes=4000-4099,0-9,-3")]);
+        assert_eq!(r.status(), 206);
+        let parts = parse_multipart(r.header("Content-Type").unwrap(), &r.body);
+        assert_eq!(parts.len(), 3);
+        for p in &parts {
+            let (a, b, _) = parse_content_range(p.header("Content-Range").unwrap());
+            assert!(
+                p.body == data[a as usize..=b as usize],
+                "{target} part {a}-{b}"
+            );
+        }
+        let r = get(addr, target, &[("Range", "bytes=99999999-")]);
+        assert_eq!(r.status(), 416);
+        let etag = full.header("ETag").unwrap();
+        let r = get(
+            addr,
+            target,
+            &[("If-Range", etag), ("Range", "bytes=10-19")],
+        );
+        assert_eq!(r.status(), 206);
+        let r = get(addr, target, &[("If-None-Match", etag)]);
+        assert_eq!(r.status(), 304);
+    }
+    assert_eq!(get(addr, "/missing.bin", &[]).status(), 404);
+    assert!(get(addr, "/", &[]).body_str().contains("href=\"dir/\""));
+
+    // replaced between the parts of a multipart response: aborted, old bytes only
+    let first = 40 << 20;
+    let old = pattern(first + 1000);
+    put(&store, "pre/big.bin", &old);
+    let mut c = Conn::new(addr);
+    let range = format!("bytes=0-{},-100", first - 1);
+    c.send(
+        "GET",
+        "/big.bin",
+        &[("Range", &range), ("Connection", "close")],
+    );
+    let (status, headers) = c.read_head();
+    assert_eq!(status, "HTTP/1.1 206 Partial Content");
+    let announced: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; 1 << 20];
+    c.reader.read_exact(&mut body).unwrap();
+    let new: Vec<u8> = old.iter().map(|b| !b).collect();
+    put(&store, "pre/big.bin", &new);
+    body.extend(c.read_to_end());
+    assert!(
+        body.len() < announced,
+        "aborted: {} of {announced}",
+        body.len()
+    );
+    let head_end = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let sent = &body[head_end..(head_end + first).min(body.len())];
+    assert!(sent == &old[..sent.len()], "only the old version's bytes");
+    assert!(
+        !body[head_end..]
+            .windows(100)
+            .any(|w| w == &new[new.len() - 100..]),
+        "no byte of the new version's second part"
+    );
+
+    // the store goes away: an object not yet known gets 503 + Retry-After
+    drop(moto);
+    let r = get(addr, "/small-unknown.txt", &[]);
+    assert_eq!(r.status_line, "HTTP/1.1 503 Service Unavailable");
+    assert_eq!(r.header("Retry-After"), Some("5"));
+}
