@@ -13,20 +13,7 @@ use common::{parse_multipart, pattern, TestServer};
 use rangeserve::quirks::Spec;
 use rangeserve::Config;
 
-fn tool(name: &str) -> bool {
-    let found = Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("RANGESERVE_REQUIRE_INTEROP").is_none(),
-            "{name} is required (RANGESERVE_REQUIRE_INTEROP is set)"
-        );
-        eprintln!("skipping: {name} is not installed");
-    }
-    found
-}
+use common::tool;
 
 fn run(cmd: &mut Command) -> (i32, Vec<u8>) {
     let out = cmd.output().expect("run client");

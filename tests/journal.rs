@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -101,21 +100,6 @@ async fn a_reqwest_resume_after_a_cut_reads_back_in_order_with_exact_headers() {
     assert!(server.requests().is_empty());
 }
 
-fn curl() -> bool {
-    let found = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("RANGESERVE_REQUIRE_INTEROP").is_none(),
-            "curl is required (RANGESERVE_REQUIRE_INTEROP is set)"
-        );
-        eprintln!("skipping: curl is not installed");
-    }
-    found
-}
-
 fn curl_json(args: &[&str]) -> (String, Value) {
     let out = Command::new("curl")
         .args(["-sS", "-w", "\n%{http_code}"])
@@ -133,7 +117,7 @@ fn curl_json(args: &[&str]) -> (String, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_c_resume_read_back_over_http_then_cleared() {
-    if !curl() {
+    if !common::tool("curl") {
         return;
     }
     let data = pattern(50_000);
@@ -271,17 +255,7 @@ fn the_command_records_json_lines_with_extra_headers() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = common::listening_addr(&mut child);
     let r = common::get_close(
         addr,
         "/file.bin",

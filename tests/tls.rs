@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -180,17 +180,7 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on https://")
-            .and_then(|a| a.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = common::listening_addr(&mut child);
         Proc { child, addr }
     }
 

@@ -364,3 +364,37 @@ pub fn parse_content_range(v: &str) -> (u64, u64, u64) {
     let (a, b) = range.split_once('-').unwrap();
     (a.parse().unwrap(), b.parse().unwrap(), len.parse().unwrap())
 }
+
+/// The address in the first stdout line of a spawned `rangeserve` (exactly
+/// `listening on SCHEME://ADDR/`); its stdout must be piped.
+pub fn listening_addr(child: &mut std::process::Child) -> SocketAddr {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("listening on ")
+        .and_then(|url| url.split_once("://"))
+        .and_then(|(_, rest)| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Whether the external client `name` is installed. CI installs them and
+/// sets RANGESERVE_REQUIRE_INTEROP=1, so there a missing one fails; elsewhere
+/// the caller skips its test with a note.
+pub fn tool(name: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("RANGESERVE_REQUIRE_INTEROP").is_none(),
+            "{name} is required (RANGESERVE_REQUIRE_INTEROP is set)"
+        );
+        eprintln!("skipping: {name} is not installed");
+    }
+    found
+}
