@@ -4,8 +4,8 @@
 //!
 //! An entry holds the open descriptor, the [`FileStamp`] seen at open, the
 //! digest, the values rendered once per version (content type, ETag,
-//! Repr-Digest) and, for a small file, its bytes (read whole at open and
-//! hashed from that buffer). It is keyed by the request path as received.
+//! Repr-Digest) and, for a small file, its bytes (read whole at open: the
+//! bytes its digest is of). It is keyed by the request path as received.
 //!
 //! Revalidation: every hit `stat`s the path exactly as a fresh request would
 //! reach it (root joined with the request's segments, following symlinks)

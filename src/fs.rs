@@ -17,9 +17,10 @@
 //! root. Both rules apply to the path asked for and to the real path it
 //! resolves to, so a visible symlink cannot lead to a hidden file.
 //!
-//! A small file (up to [`SMALL_MAX`]) is read whole with the open and hashed
-//! from that one buffer, so its bytes and its digest are consistent by
-//! construction, whatever a writer does meanwhile.
+//! A small file (up to [`SMALL_MAX`]) is read whole with the open and served
+//! from that one buffer; its digest is that buffer's, or a settled digest of
+//! the version seen at open when it is unchanged after the read (see
+//! [`OpenFile::whole`]).
 //!
 //! Opening runs inline on the async worker when the kernel can do it from
 //! its caches ([`Root::resolve_cached`]: `openat2(RESOLVE_CACHED)`, reads
@@ -38,7 +39,6 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use percent_encoding::percent_decode_str;
-use sha2::{Digest as _, Sha256};
 
 use crate::rfc::range::{self, RangeDecision, RangeSpec};
 
@@ -438,9 +438,11 @@ pub struct OpenFile {
     pub modified: SystemTime,
     /// Bytes read with the open (see [`prefetch_window`]), checked against `stamp`.
     pub prefetched: Option<Prefetched>,
-    /// SHA-256 of the whole file, when it is small and was read whole: the
-    /// digest of exactly the bytes in `prefetched`.
-    pub digest: Option<[u8; 32]>,
+    /// `prefetched` holds the whole file (a small one), read after `stamp`
+    /// was taken. Its digest is that of these bytes: hashed from them, or
+    /// a settled digest of `stamp` when a stamp taken after the read still
+    /// equals it.
+    pub whole: bool,
 }
 
 /// A slice of a file read when it was opened.
@@ -514,7 +516,7 @@ impl OpenFile {
         };
         drop(handle);
         let stamp = FileStamp::of(&meta);
-        let mut digest = None;
+        let mut whole = false;
         let prefetched = match prefetch_window(stamp.size, want) {
             Some((offset, len)) => {
                 let mut buf = vec![0u8; len as usize];
@@ -524,10 +526,10 @@ impl OpenFile {
                 }
                 if offset == 0 && len == stamp.size {
                     // A small file read whole: it is served from this buffer
-                    // (whose length the headers announce), so its digest is of
-                    // these very bytes whatever a writer did meanwhile; no
-                    // stamp check is needed after the read.
-                    digest = Some(Sha256::digest(&buf).into());
+                    // (whose length the headers announce); the caller takes
+                    // its digest from these very bytes, or from the hash
+                    // cache after checking the stamp (see `OpenFile::whole`).
+                    whole = true;
                     Some(Prefetched {
                         offset,
                         bytes: Bytes::from(buf),
@@ -548,7 +550,7 @@ impl OpenFile {
             file: Arc::new(file),
             path,
             prefetched,
-            digest,
+            whole,
         }))
     }
 }
@@ -664,8 +666,8 @@ mod tests {
                     panic!("the blocking path finds it too")
                 };
                 assert_eq!(f.stamp, slow.stamp);
-                assert_eq!(f.digest, slow.digest);
-                assert_eq!(f.digest, Some(Sha256::digest(b"hello").into()));
+                assert!(f.whole && slow.whole);
+                assert_eq!(slow.prefetched.unwrap().bytes, &b"hello"[..]);
                 assert_eq!(f.prefetched.unwrap().bytes, &b"hello"[..]);
             }
             other => panic!("a cached small file is opened inline: {other:?}"),

@@ -19,6 +19,7 @@ use crate::body::{self, FileSource, Source, Verify};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
 use crate::filestate::{FileState, FileStates};
+use crate::fs::FileStamp;
 use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
 use crate::hashcache::{HashCache, HashError, Hashed};
 use crate::listing;
@@ -341,6 +342,11 @@ pub(crate) fn display_path(path: &RequestPath) -> String {
     s
 }
 
+fn sha256(bytes: &[u8]) -> crate::hashcache::Digest {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// The state of an opened file: its digest (from the small file's own
 /// buffer, or the hash cache), rendered values and bytes held. A file that
 /// changes while being hashed is re-opened and hashed again, a few times.
@@ -352,7 +358,22 @@ async fn file_state(
 ) -> Result<(FileState, Option<Prefetched>), Response> {
     let mut attempt = 1;
     let hashed = loop {
-        if let Some(digest) = file.digest {
+        if let Some(bytes) = file.prefetched.as_ref().filter(|_| file.whole) {
+            // A settled digest of this version vouches for bytes read in it:
+            // a stamp taken after the read that still equals the one taken
+            // before says they are (the same trust as any large file's reads).
+            if let Some(digest) = app.hashes.known_settled(&file.path, file.stamp) {
+                if file
+                    .file
+                    .metadata()
+                    .is_ok_and(|m| FileStamp::of(&m) == file.stamp)
+                {
+                    break Hashed {
+                        digest,
+                        settled: true,
+                    };
+                }
+            }
             app.hashes.count_computed(file.stamp.size);
             // Of the very bytes held and served: they always agree. Still, a
             // read within the window may have seen a version that a writer
@@ -360,10 +381,22 @@ async fn file_state(
             // once the window has passed (its bodies need no verifying).
             let read_at = SystemTime::now() - Duration::from_secs(1);
             let window = Some(app.hashes.window()).filter(|w| *w != Duration::MAX);
-            break Hashed {
+            let digest = match bytes.bytes.len() as u64 {
+                n if n <= crate::fs::INLINE_SMALL_MAX => sha256(&bytes.bytes),
+                // hundreds of microseconds: not on an async worker
+                _ => {
+                    let held = bytes.bytes.clone();
+                    tokio::task::spawn_blocking(move || sha256(&held))
+                        .await
+                        .map_err(|_| HttpError::Internal.into_response())?
+                }
+            };
+            let hashed = Hashed {
                 digest,
                 settled: crate::hashcache::settled(&file.stamp, read_at, window),
             };
+            app.hashes.remember(&file.path, file.stamp, hashed);
+            break hashed;
         }
         match app.hashes.digest(&file.path, &file.file, file.stamp).await {
             Ok(h) => break h,
@@ -393,9 +426,9 @@ async fn file_state(
             .unwrap_or(UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)))
     });
     // a small file's digest is of its buffer, which must go with it
-    let (held, first_range) = match file.digest {
-        Some(_) => (file.prefetched, None),
-        None => (None, file.prefetched),
+    let (held, first_range) = match file.whole {
+        true => (file.prefetched, None),
+        false => (None, file.prefetched),
     };
     let Backend::Dir(root) = &app.backend else {
         return Err(HttpError::Internal.into_response());

@@ -274,6 +274,42 @@ impl HashCache {
         self.bytes_hashed.load(Ordering::Relaxed)
     }
 
+    /// The settled digest of `path` in version `stamp`, if one is known: a
+    /// lookup, no hashing and no waiting.
+    pub fn known_settled(&self, path: &Path, stamp: FileStamp) -> Option<Digest> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.clock += 1;
+        let clock = slots.clock;
+        let slot = slots.map.get_mut(&(path.to_path_buf(), 0))?;
+        let hashed = slot
+            .digest
+            .get()
+            .filter(|h| slot.stamp == stamp && h.settled)?;
+        slot.last_used = clock;
+        Some(hashed.digest)
+    }
+
+    /// Keep `hashed`, computed from bytes of `path` read in version `stamp`
+    /// (a small file hashed from its own buffer), if it is settled: a racy
+    /// one vouches only for the bytes it was computed from.
+    pub fn remember(&self, path: &Path, stamp: FileStamp, hashed: Hashed) {
+        if !hashed.settled {
+            return;
+        }
+        {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.clock += 1;
+            let slot = Slot {
+                stamp,
+                digest: Arc::new(OnceCell::new_with(Some(hashed))),
+                last_used: slots.clock,
+            };
+            slots.map.insert((path.to_path_buf(), 0), slot);
+            evict(&mut slots.map, self.max_entries);
+        }
+        self.mark_dirty();
+    }
+
     /// The digest of `file` (at `path`), which must be the version `stamp`.
     /// Computes it at most once per version, off the async workers.
     pub async fn digest(

@@ -377,9 +377,59 @@ fn concurrent_first_requests_hash_once() {
 }
 
 #[test]
+fn small_files_reopened_take_a_settled_digest_and_never_a_stale_one() {
+    // no file-state cache: every request opens and reads the file again
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.txt");
+    std::fs::write(&path, b"first version").unwrap();
+    // a read that starts within a second of the last change is never
+    // settled (timestamp granularity), whatever the window
+    let settle = || std::thread::sleep(Duration::from_millis(1100));
+    settle();
+    let config = |window| Config {
+        open_file_cache: 0,
+        settle_window: Some(window),
+        ..Config::default()
+    };
+    let s = TestServer::start_with(dir.path(), config(Duration::ZERO));
+    assert_validators(&s.get("/s.txt", &[]), b"first version");
+    assert_eq!(s.hashes.computed(), 1);
+    for _ in 0..3 {
+        assert_validators(&s.get("/s.txt", &[]), b"first version");
+    }
+    assert_eq!(
+        s.hashes.computed(),
+        1,
+        "a settled digest of the same stamp is reused"
+    );
+    // same size, new bytes: a new stamp, hashed again, never the old tag
+    std::fs::write(&path, b"other version").unwrap();
+    assert_validators(&s.get("/s.txt", &[]), b"other version");
+    assert_eq!(s.hashes.computed(), 2);
+    settle();
+    assert_validators(&s.get("/s.txt", &[]), b"other version");
+    assert_eq!(
+        s.hashes.computed(),
+        3,
+        "the hash made within a second was racy"
+    );
+    assert_validators(&s.get("/s.txt", &[]), b"other version");
+    assert_eq!(s.hashes.computed(), 3);
+    drop(s);
+
+    // a racy digest (file changed within the window) vouches for nothing
+    // but its own bytes: every open hashes again
+    let s = TestServer::start_with(dir.path(), config(Duration::from_secs(3600)));
+    for n in 1..=3 {
+        assert_validators(&s.get("/s.txt", &[]), b"other version");
+        assert_eq!(s.hashes.computed(), n);
+    }
+}
+
+#[test]
 fn persistent_cache_survives_restart_and_corruption() {
-    // larger than fs::SMALL_MAX: small files are hashed from the buffer they
-    // are served from at every open, and never go through this cache
+    // larger than fs::SMALL_MAX: a small file is hashed from the buffer it
+    // is served from (see small_files_reopened_take_a_settled_digest...)
     let data = pattern(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.bin"), &data).unwrap();
