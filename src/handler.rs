@@ -157,6 +157,13 @@ async fn serve(
         }
         _ => return HttpError::MethodNotAllowed.into_response(),
     };
+    // A path cached as a file passed the checks below when it was opened,
+    // and they depend on nothing else: a hit skips decoding it again.
+    if quirks.is_none() {
+        if let Some(state) = app.files.get(raw_path) {
+            return serve_file(app, None, state, None, method, &req.headers, raw_path, None).await;
+        }
+    }
     let path = match decode_path(raw_path) {
         Ok(p) if !app.config.hidden && p.is_hidden() => {
             tracing::info!(path = %Clipped(raw_path), reason = "hidden entry", "refused path");
@@ -185,9 +192,10 @@ async fn serve(
         )
         .await;
     }
-    if !path.trailing_slash {
+    if quirks.is_some() && !path.trailing_slash {
         if let Some(state) = app.files.get(raw_path) {
-            return serve_file(app, &path, state, None, method, headers, raw_path, quirks).await;
+            let path = Some(&path);
+            return serve_file(app, path, state, None, method, headers, raw_path, quirks).await;
         }
     }
     let want = first_range_spec(method, headers);
@@ -478,7 +486,7 @@ async fn serve_opened(
     };
     serve_file(
         app,
-        path,
+        Some(path),
         state,
         first_range,
         method,
@@ -494,7 +502,7 @@ async fn serve_opened(
 #[allow(clippy::too_many_arguments)]
 async fn serve_file(
     app: &Arc<App>,
-    path: &RequestPath,
+    path: Option<&RequestPath>,
     file: Arc<FileState>,
     first_range: Option<Prefetched>,
     method: FileMethod,
@@ -525,6 +533,18 @@ async fn serve_file(
     // every body is checked against it as it goes.
     let racy = file.racy_until.is_some() && file.prefetched.is_none();
     if quirks.is_some() {
+        // (a request with quirks always comes with its decoded path)
+        let decoded;
+        let path = match path {
+            Some(p) => p,
+            None => match decode_path(raw_path) {
+                Ok(p) => {
+                    decoded = p;
+                    &decoded
+                }
+                Err(_) => return HttpError::NotFound.into_response(),
+            },
+        };
         repr = match quirk_representation(app, quirks, path, raw_path, repr).await {
             Ok(r) => r,
             Err(res) => return res,
