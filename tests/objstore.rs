@@ -396,11 +396,12 @@ fn a_small_object_is_one_consistent_version_until_revalidated() {
 }
 
 /// An [`Origin`] over a real store that counts what is asked of it, can
-/// delay reads, and can fail some keys.
+/// delay HEADs and reads, and can fail some keys.
 struct Watched {
     inner: StoreOrigin,
     heads: AtomicU64,
     reads: Mutex<Vec<Range<u64>>>,
+    head_delay: Duration,
     read_delay: Duration,
     fail: fn(&Key) -> Option<OriginError>,
 }
@@ -411,10 +412,20 @@ impl Watched {
         read_delay: Duration,
         fail: fn(&Key) -> Option<OriginError>,
     ) -> Arc<Self> {
+        Watched::slow(store, Duration::ZERO, read_delay, fail)
+    }
+
+    fn slow(
+        store: Arc<InMemory>,
+        head_delay: Duration,
+        read_delay: Duration,
+        fail: fn(&Key) -> Option<OriginError>,
+    ) -> Arc<Self> {
         Arc::new(Watched {
             inner: StoreOrigin::new(store, "pre", "memory://pre"),
             heads: AtomicU64::new(0),
             reads: Mutex::new(Vec::new()),
+            head_delay,
             read_delay,
             fail,
         })
@@ -425,6 +436,7 @@ impl Origin for Watched {
     fn head<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<ObjectMeta, OriginError>> {
         Box::pin(async move {
             self.heads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.head_delay).await;
             if let Some(e) = (self.fail)(key) {
                 return Err(e);
             }
@@ -537,6 +549,65 @@ fn concurrent_first_requests_hash_a_large_object_once() {
         reads,
         vec![0..data.len() as u64],
         "one whole-object pass for 8 requests"
+    );
+}
+
+/// `n` GETs of `target` with `headers`, sent at the same moment on their
+/// own connections; their responses.
+fn at_once(
+    addr: std::net::SocketAddr,
+    n: usize,
+    target: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Vec<common::RawResponse> {
+    let start = Arc::new(std::sync::Barrier::new(n));
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                let mut c = Conn::new(addr);
+                start.wait();
+                c.send("GET", target, headers);
+                c.read_response(false)
+            })
+        })
+        .collect();
+    clients.into_iter().map(|c| c.join().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_requests_share_one_head_when_the_metadata_is_missing_or_stale() {
+    let data = pattern(SMALL);
+    let store = memory(&[("f.txt", &data)]);
+    // HEADs are slow, so the requests of a burst overlap while one is out
+    let watched = Watched::slow(store, Duration::from_millis(400), Duration::ZERO, never);
+    let s = serve_origin(
+        watched.clone(),
+        Config {
+            store_revalidate: Duration::from_secs(1),
+            ..Config::default()
+        },
+    );
+    let heads = || watched.heads.load(Ordering::SeqCst);
+    let check = |responses: Vec<common::RawResponse>| {
+        for r in responses {
+            assert_eq!(r.status_line, "HTTP/1.1 206 Partial Content");
+            assert_eq!(r.header("Content-Range"), Some("bytes 10-19/1000"));
+            assert!(r.body == data[10..20]);
+        }
+    };
+    // nothing known yet: one HEAD, and one read of the small object
+    check(at_once(s.addr, 8, "/f.txt", &[("Range", "bytes=10-19")]));
+    assert_eq!(heads(), 1, "one HEAD for 8 first requests");
+    assert_eq!(watched.reads.lock().unwrap().clone(), vec![0..SMALL as u64]);
+    // past --store-revalidate: the entry is stale, one HEAD revalidates it
+    std::thread::sleep(Duration::from_millis(1100));
+    check(at_once(s.addr, 8, "/f.txt", &[("Range", "bytes=10-19")]));
+    assert_eq!(heads(), 2, "one HEAD for 8 requests after the window");
+    assert_eq!(
+        watched.reads.lock().unwrap().len(),
+        1,
+        "the version is unchanged"
     );
 }
 

@@ -5,7 +5,10 @@
 //!
 //! **Metadata** (a HEAD result) is trusted for `revalidate` after it was
 //! fetched; then the next request sends a HEAD, and an unchanged version
-//! (same store ETag, version id and size) keeps its entry. Within the
+//! (same store ETag, version id and size) keeps its entry. Lookups are
+//! single-flight per key: requests that find no fresh entry for a key at
+//! the same time share one HEAD (and, for a new version, one read or
+//! hashing pass) and its answer, errors included. Within the
 //! interval a replaced object is still described by its old metadata; no
 //! request ever gets mixed bytes for it, because every read is pinned to the
 //! version described (see [`super`]): the read made before a response's
@@ -88,6 +91,9 @@ struct Entries {
     bytes: u64,
 }
 
+/// The answer of one lookup, shared by every request that waits for it.
+type Lookup = OnceCell<Result<Arc<ObjectState>, OriginError>>;
+
 type DigestKey = (Key, StoreVersion, u64);
 
 struct DigestSlot {
@@ -119,6 +125,8 @@ pub struct ObjectStates {
     origin: Arc<dyn Origin>,
     limits: Limits,
     entries: Mutex<Entries>,
+    /// Lookups under way, by key (see the module docs).
+    lookups: Mutex<HashMap<Key, Arc<Lookup>>>,
     digests: Mutex<Digests>,
     /// Concurrent whole-object hash passes (one per core).
     jobs: Semaphore,
@@ -141,6 +149,7 @@ impl ObjectStates {
             origin,
             limits,
             entries: Mutex::new(Entries::default()),
+            lookups: Mutex::default(),
             digests: Mutex::new(Digests::default()),
             jobs: Semaphore::new(cores),
             persist: None,
@@ -185,20 +194,43 @@ impl ObjectStates {
     }
 
     /// The state of the object at `key`: cached while its metadata is fresh,
-    /// else after a HEAD (and, for a new version, its digest).
+    /// else after a HEAD (and, for a new version, its digest), one lookup
+    /// for all the requests asking at the same time.
     pub async fn get(&self, key: &Key) -> Result<Arc<ObjectState>, OriginError> {
-        let cached = {
-            let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            e.clock += 1;
-            let now = e.clock;
-            e.map.get_mut(key).map(|entry| {
-                entry.last_used = now;
-                (
-                    Arc::clone(&entry.state),
-                    entry.checked.elapsed() < self.limits.revalidate,
-                )
-            })
+        if let Some((state, true)) = self.cached(key) {
+            return Ok(state);
+        }
+        let lookup = {
+            let mut l = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(l.entry(key.clone()).or_default())
         };
+        // If the request running the lookup leaves, a waiting one runs it.
+        let result = lookup.get_or_init(|| self.look_up(key)).await.clone();
+        let mut l = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+        if l.get(key).is_some_and(|x| Arc::ptr_eq(x, &lookup)) {
+            l.remove(key);
+        }
+        result
+    }
+
+    /// The entry of `key`, if any, and whether its metadata is fresh.
+    fn cached(&self, key: &Key) -> Option<(Arc<ObjectState>, bool)> {
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        e.clock += 1;
+        let now = e.clock;
+        e.map.get_mut(key).map(|entry| {
+            entry.last_used = now;
+            (
+                Arc::clone(&entry.state),
+                entry.checked.elapsed() < self.limits.revalidate,
+            )
+        })
+    }
+
+    /// One lookup: a HEAD, unless the lookup before it has just made the
+    /// entry fresh; then the entry kept or replaced.
+    async fn look_up(&self, key: &Key) -> Result<Arc<ObjectState>, OriginError> {
+        let cached = self.cached(key);
         if let Some((state, true)) = &cached {
             return Ok(Arc::clone(state));
         }
