@@ -400,6 +400,7 @@ fn a_small_object_is_one_consistent_version_until_revalidated() {
 struct Watched {
     inner: StoreOrigin,
     heads: AtomicU64,
+    lists: AtomicU64,
     reads: Mutex<Vec<Range<u64>>>,
     head_delay: Duration,
     read_delay: Duration,
@@ -424,6 +425,7 @@ impl Watched {
         Arc::new(Watched {
             inner: StoreOrigin::new(store, "pre", "memory://pre"),
             heads: AtomicU64::new(0),
+            lists: AtomicU64::new(0),
             reads: Mutex::new(Vec::new()),
             head_delay,
             read_delay,
@@ -459,6 +461,7 @@ impl Origin for Watched {
 
     fn list<'a>(&'a self, dir: &'a Key) -> BoxFuture<'a, Result<Vec<Listed>, OriginError>> {
         Box::pin(async move {
+            self.lists.fetch_add(1, Ordering::SeqCst);
             if let Some(e) = (self.fail)(dir) {
                 return Err(e);
             }
@@ -609,6 +612,51 @@ fn concurrent_requests_share_one_head_when_the_metadata_is_missing_or_stale() {
         1,
         "the version is unchanged"
     );
+}
+
+#[test]
+fn a_missing_key_is_remembered_for_the_revalidation_window() {
+    let store = memory(&[("sub/b.txt", b"bb")]);
+    let watched = Watched::new(store.clone(), Duration::ZERO, never);
+    let s = serve_origin(
+        watched.clone(),
+        Config {
+            store_revalidate: Duration::from_secs(2),
+            ..Config::default()
+        },
+    );
+    // the start-up check listed the prefix once: counted from here
+    let listed_at_start = watched.lists.load(Ordering::SeqCst);
+    let calls = || {
+        (
+            watched.heads.load(Ordering::SeqCst),
+            watched.lists.load(Ordering::SeqCst) - listed_at_start,
+        )
+    };
+    // a 404 without a trailing slash costs a HEAD and a listing, once
+    for _ in 0..5 {
+        let r = s.get("/nope", &[]);
+        assert_eq!(r.status_line, "HTTP/1.1 404 Not Found");
+        assert_eq!(r.body_str(), "404 Not Found\n");
+    }
+    assert_eq!(calls(), (1, 1), "one HEAD and one LIST for five 404s");
+    // so does a "directory" redirect
+    for _ in 0..3 {
+        let r = s.get("/sub", &[]);
+        assert_eq!(r.status_line, "HTTP/1.1 301 Moved Permanently");
+        assert_eq!(r.header("Location"), Some("/sub/"));
+    }
+    assert_eq!(calls(), (2, 2));
+    // the staleness allowed: an object uploaded now is still 404 within
+    // the window, then found
+    put(&store, "pre/nope", b"here");
+    assert_eq!(s.get("/nope", &[]).status(), 404);
+    assert_eq!(calls(), (2, 2));
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = s.get("/nope", &[]);
+    assert_eq!(r.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(r.body, b"here");
+    assert_eq!(calls(), (3, 2), "one HEAD after the window, no listing");
 }
 
 fn faults(key: &Key) -> Option<OriginError> {

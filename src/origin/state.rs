@@ -8,7 +8,13 @@
 //! (same store ETag, version id and size) keeps its entry. Lookups are
 //! single-flight per key: requests that find no fresh entry for a key at
 //! the same time share one HEAD (and, for a new version, one read or
-//! hashing pass) and its answer, errors included. Within the
+//! hashing pass) and its answer, errors included.
+//!
+//! **Absence** is kept the same way: a key the store has no object at
+//! (HEAD: not found) gets an entry too, with, once a listing was asked for
+//! it, whether keys lie below it (a "directory"). Within the window a
+//! request for it costs no store request: an object uploaded there may be
+//! answered 404 (or its "directory" redirected) for up to `revalidate`. Within the
 //! interval a replaced object is still described by its old metadata; no
 //! request ever gets mixed bytes for it, because every read is pinned to the
 //! version described (see [`super`]): the read made before a response's
@@ -78,10 +84,42 @@ impl ObjectState {
     }
 }
 
+/// What is known of a key.
+#[derive(Clone)]
+enum Known {
+    /// The object there, one version of it.
+    Object(Arc<ObjectState>),
+    /// No object there; whether keys lie below it, once a listing said.
+    Absent { below: Option<bool> },
+}
+
+impl Known {
+    fn held_bytes(&self) -> u64 {
+        match self {
+            Known::Object(state) => state.held_bytes(),
+            Known::Absent { .. } => 0,
+        }
+    }
+
+    /// The answer of a lookup that found this.
+    fn answer(self) -> Result<Arc<ObjectState>, OriginError> {
+        match self {
+            Known::Object(state) => Ok(state),
+            Known::Absent { .. } => Err(OriginError::NotFound),
+        }
+    }
+}
+
 struct Entry {
-    state: Arc<ObjectState>,
+    known: Known,
     checked: Instant,
     last_used: u64,
+}
+
+impl Entry {
+    fn holds(&self, state: &Arc<ObjectState>) -> bool {
+        matches!(&self.known, Known::Object(s) if Arc::ptr_eq(s, state))
+    }
 }
 
 #[derive(Default)]
@@ -195,10 +233,11 @@ impl ObjectStates {
 
     /// The state of the object at `key`: cached while its metadata is fresh,
     /// else after a HEAD (and, for a new version, its digest), one lookup
-    /// for all the requests asking at the same time.
+    /// for all the requests asking at the same time. A fresh absence is
+    /// `NotFound` at once.
     pub async fn get(&self, key: &Key) -> Result<Arc<ObjectState>, OriginError> {
-        if let Some((state, true)) = self.cached(key) {
-            return Ok(state);
+        if let Some((known, true)) = self.cached(key) {
+            return known.answer();
         }
         let lookup = {
             let mut l = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
@@ -213,15 +252,33 @@ impl ObjectStates {
         result
     }
 
-    /// The entry of `key`, if any, and whether its metadata is fresh.
-    fn cached(&self, key: &Key) -> Option<(Arc<ObjectState>, bool)> {
+    /// Whether keys lie below `key` (a "directory"), for a key with no
+    /// object: kept with its absence (see the module docs), else listed.
+    pub async fn has_keys_below(&self, key: &Key) -> Result<bool, OriginError> {
+        if let Some((Known::Absent { below: Some(below) }, true)) = self.cached(key) {
+            return Ok(below);
+        }
+        let below = !self.origin.list(key).await?.is_empty();
+        let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(Entry {
+            known: Known::Absent { below: slot },
+            ..
+        }) = e.map.get_mut(key)
+        {
+            *slot = Some(below);
+        }
+        Ok(below)
+    }
+
+    /// What is known of `key`, if anything, and whether it is fresh.
+    fn cached(&self, key: &Key) -> Option<(Known, bool)> {
         let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         e.clock += 1;
         let now = e.clock;
         e.map.get_mut(key).map(|entry| {
             entry.last_used = now;
             (
-                Arc::clone(&entry.state),
+                entry.known.clone(),
                 entry.checked.elapsed() < self.limits.revalidate,
             )
         })
@@ -230,30 +287,35 @@ impl ObjectStates {
     /// One lookup: a HEAD, unless the lookup before it has just made the
     /// entry fresh; then the entry kept or replaced.
     async fn look_up(&self, key: &Key) -> Result<Arc<ObjectState>, OriginError> {
-        let cached = self.cached(key);
-        if let Some((state, true)) = &cached {
-            return Ok(Arc::clone(state));
-        }
+        let stale = match self.cached(key) {
+            Some((known, true)) => return known.answer(),
+            Some((Known::Object(state), false)) => Some(state),
+            _ => None,
+        };
         let meta = match self.origin.head(key).await {
             Ok(meta) => meta,
+            Err(OriginError::NotFound) => {
+                self.insert(key, Known::Absent { below: None });
+                return Err(OriginError::NotFound);
+            }
             Err(e) => {
-                if let Some((state, _)) = &cached {
+                if let Some(state) = &stale {
                     self.forget(state);
                 }
                 return Err(e);
             }
         };
-        if let Some((state, _)) = cached {
+        if let Some(state) = stale {
             if state.meta.version == meta.version && state.meta.size == meta.size {
                 let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(entry) = e.map.get_mut(key).filter(|x| Arc::ptr_eq(&x.state, &state)) {
+                if let Some(entry) = e.map.get_mut(key).filter(|x| x.holds(&state)) {
                     entry.checked = Instant::now();
                 }
                 return Ok(state);
             }
         }
         let state = Arc::new(self.build(key, meta).await?);
-        self.insert(Arc::clone(&state));
+        self.insert(key, Known::Object(Arc::clone(&state)));
         Ok(state)
     }
 
@@ -261,10 +323,7 @@ impl ObjectStates {
     /// it is still the one kept.
     pub fn forget(&self, stale: &Arc<ObjectState>) {
         let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if e.map
-            .get(&stale.key)
-            .is_some_and(|x| Arc::ptr_eq(&x.state, stale))
-        {
+        if e.map.get(&stale.key).is_some_and(|x| x.holds(stale)) {
             e.map.remove(&stale.key);
             e.bytes -= stale.held_bytes();
         }
@@ -378,8 +437,9 @@ impl ObjectStates {
         );
     }
 
-    fn insert(&self, state: Arc<ObjectState>) {
-        if self.limits.max_entries == 0 || state.held_bytes() > self.limits.max_bytes {
+    fn insert(&self, key: &Key, known: Known) {
+        let held = known.held_bytes();
+        if self.limits.max_entries == 0 || held > self.limits.max_bytes {
             return;
         }
         let mut e = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -387,25 +447,25 @@ impl ObjectStates {
         let entry = Entry {
             checked: Instant::now(),
             last_used: e.clock,
-            state: Arc::clone(&state),
+            known,
         };
-        e.bytes += state.held_bytes();
-        if let Some(old) = e.map.insert(state.key.clone(), entry) {
-            e.bytes -= old.state.held_bytes();
+        e.bytes += held;
+        if let Some(old) = e.map.insert(key.clone(), entry) {
+            e.bytes -= old.known.held_bytes();
         }
         while e.map.len() > self.limits.max_entries || e.bytes > self.limits.max_bytes {
             // the oldest go first; the entry just inserted is the newest and stays
             let Some(oldest) = e
                 .map
                 .iter()
-                .filter(|(_, x)| !Arc::ptr_eq(&x.state, &state))
+                .filter(|(k, _)| *k != key)
                 .min_by_key(|(_, x)| x.last_used)
                 .map(|(k, _)| k.clone())
             else {
                 break;
             };
             if let Some(gone) = e.map.remove(&oldest) {
-                e.bytes -= gone.state.held_bytes();
+                e.bytes -= gone.known.held_bytes();
             }
         }
     }
