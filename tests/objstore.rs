@@ -474,6 +474,17 @@ impl Origin for Watched {
     }
 }
 
+/// Serve `watched`, metadata trusted for `revalidate`.
+fn serve_watched(watched: &Arc<Watched>, revalidate: Duration) -> TestServer {
+    serve_origin(
+        Arc::clone(watched) as Arc<dyn Origin>,
+        Config {
+            store_revalidate: revalidate,
+            ..Config::default()
+        },
+    )
+}
+
 fn never(_: &Key) -> Option<OriginError> {
     None
 }
@@ -482,13 +493,7 @@ fn never(_: &Key) -> Option<OriginError> {
 fn the_metadata_cache_saves_heads_until_it_revalidates() {
     let store = memory(&[("f.bin", &pattern(LARGE))]);
     let watched = Watched::new(store.clone(), Duration::ZERO, never);
-    let s = serve_origin(
-        watched.clone(),
-        Config {
-            store_revalidate: Duration::from_secs(3600),
-            ..Config::default()
-        },
-    );
+    let s = serve_watched(&watched, Duration::from_secs(3600));
     for _ in 0..5 {
         assert_eq!(s.get("/f.bin", &[("Range", "bytes=0-0")]).status(), 206);
     }
@@ -500,13 +505,7 @@ fn the_metadata_cache_saves_heads_until_it_revalidates() {
     drop(s);
 
     let watched = Watched::new(store, Duration::ZERO, never);
-    let s = serve_origin(
-        watched.clone(),
-        Config {
-            store_revalidate: Duration::ZERO,
-            ..Config::default()
-        },
-    );
+    let s = serve_watched(&watched, Duration::ZERO);
     for _ in 0..5 {
         assert_eq!(s.get("/f.bin", &[("Range", "bytes=0-0")]).status(), 206);
     }
@@ -584,13 +583,7 @@ fn concurrent_requests_share_one_head_when_the_metadata_is_missing_or_stale() {
     let store = memory(&[("f.txt", &data)]);
     // HEADs are slow, so the requests of a burst overlap while one is out
     let watched = Watched::slow(store, Duration::from_millis(400), Duration::ZERO, never);
-    let s = serve_origin(
-        watched.clone(),
-        Config {
-            store_revalidate: Duration::from_secs(1),
-            ..Config::default()
-        },
-    );
+    let s = serve_watched(&watched, Duration::from_secs(1));
     let heads = || watched.heads.load(Ordering::SeqCst);
     let check = |responses: Vec<common::RawResponse>| {
         for r in responses {
@@ -618,13 +611,7 @@ fn concurrent_requests_share_one_head_when_the_metadata_is_missing_or_stale() {
 fn a_missing_key_is_remembered_for_the_revalidation_window() {
     let store = memory(&[("sub/b.txt", b"bb")]);
     let watched = Watched::new(store.clone(), Duration::ZERO, never);
-    let s = serve_origin(
-        watched.clone(),
-        Config {
-            store_revalidate: Duration::from_secs(2),
-            ..Config::default()
-        },
-    );
+    let s = serve_watched(&watched, Duration::from_secs(2));
     // the start-up check listed the prefix once: counted from here
     let listed_at_start = watched.lists.load(Ordering::SeqCst);
     let calls = || {
@@ -728,26 +715,93 @@ fn quirks_apply_to_objects_too() {
     assert_eq!(r.status(), 206);
     assert_eq!(r.header("ETag"), None);
     assert!(r.body == data[5..10]);
-    // quirks that derive a second version of a local file's bytes say they
-    // cannot, rather than claim (Rangeserve-Quirks) what they did not do
-    // (replica-flip serves the first response as it is, the second flipped)
-    for (quirk, nth) in [("replica-flip", 2), ("encoded-range", 1)] {
-        let target = format!("/_quirks/{quirk}/f.bin");
-        let mut r = s.get(&target, &[]);
-        for _ in 1..nth {
-            r = s.get(&target, &[]);
-        }
-        assert_eq!(r.status_line, "HTTP/1.1 503 Service Unavailable", "{quirk}");
-        assert!(
-            r.body_str().contains("not available over an object store"),
-            "{quirk}"
-        );
-    }
     let page = s.get("/_quirks/", &[]);
     assert!(
         page.body_str().contains("f.bin"),
         "the catalogue page links the objects"
     );
+}
+
+/// The strong content ETag: `"sha256-hex"`, the same as for a file.
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(sha256(bytes)))
+}
+
+#[test]
+fn quirks_that_derive_a_second_version_derive_it_from_the_object() {
+    let large = pattern(LARGE);
+    let small = pattern(SMALL);
+    let watched = Watched::new(
+        memory(&[("f.bin", &large), ("s.txt", &small)]),
+        Duration::ZERO,
+        never,
+    );
+    let s = serve_origin(
+        watched.clone(),
+        Config {
+            quirks_mode: true,
+            store_revalidate: Duration::from_secs(3600),
+            ..Config::default()
+        },
+    );
+    let date = |r: &common::RawResponse| {
+        httpdate::parse_http_date(r.header("Last-Modified").unwrap()).unwrap()
+    };
+    // replica-flip: the object, then its second version (every byte XOR
+    // 0xff) with that version's own validators, a day older; and again
+    for (name, data) in [("f.bin", &large), ("s.txt", &small)] {
+        let target = format!("/_quirks/replica-flip/{name}");
+        let flipped: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();
+        let first = s.get(&target, &[]);
+        assert_eq!(first.status_line, "HTTP/1.1 200 OK", "{name}");
+        assert!(first.body == *data, "{name}");
+        assert_eq!(first.header("ETag"), Some(etag_of(data).as_str()));
+        let second = s.get(&target, &[("Range", "bytes=5-9")]);
+        assert_eq!(second.status_line, "HTTP/1.1 206 Partial Content", "{name}");
+        assert_eq!(second.header("Rangeserve-Quirks"), Some("replica-flip"));
+        assert!(second.body == flipped[5..10], "{name}");
+        assert_eq!(second.header("ETag"), Some(etag_of(&flipped).as_str()));
+        assert_eq!(
+            second.header("Repr-Digest"),
+            Some(repr_digest(&flipped).as_str())
+        );
+        assert_eq!(
+            date(&first).duration_since(date(&second)).unwrap(),
+            Duration::from_secs(86400)
+        );
+        assert!(s.get(&target, &[]).body == *data, "{name}: third");
+        let fourth = s.get(&target, &[]);
+        assert!(fourth.body == flipped, "{name}: fourth, whole");
+        assert_eq!(fourth.header("ETag"), second.header("ETag"));
+    }
+    // the large object's version and its flip were hashed once each
+    let whole = 0..LARGE as u64;
+    let passes = watched
+        .reads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| **r == whole)
+        .count();
+    assert_eq!(passes, 2 + 3, "two hashing passes, three whole bodies");
+
+    // encoded-range: the gzip of the object, ranges of the gzip bytes
+    for (name, data) in [("f.bin", &large), ("s.txt", &small)] {
+        let target = format!("/_quirks/encoded-range/{name}");
+        let whole = s.get(&target, &[]);
+        assert_eq!(whole.status_line, "HTTP/1.1 200 OK", "{name}");
+        assert_eq!(whole.header("Content-Encoding"), Some("gzip"));
+        let plain = rangeserve::quirks::transform::gunzip(&whole.body).unwrap();
+        assert!(plain == *data, "{name}: the gzip of the object");
+        assert_eq!(whole.header("ETag"), Some(etag_of(&whole.body).as_str()));
+        let part = s.get(&target, &[("Range", "bytes=10-19")]);
+        assert_eq!(part.status_line, "HTTP/1.1 206 Partial Content", "{name}");
+        assert_eq!(
+            part.header("Content-Range").unwrap(),
+            format!("bytes 10-19/{}", whole.body.len())
+        );
+        assert!(part.body == whole.body[10..20], "{name}");
+    }
 }
 
 #[test]

@@ -213,6 +213,7 @@ async fn respond(
         key: state.key.clone(),
         meta: state.meta.clone(),
         held: state.held.clone(),
+        xor: 0,
         opened: Arc::default(),
         on_changed,
     };

@@ -52,6 +52,7 @@ use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
+use super::body::ObjectSource;
 use super::{Key, ObjectMeta, Origin, OriginError, StoreVersion};
 use crate::fs::SMALL_MAX;
 use crate::hashcache::Digest;
@@ -141,7 +142,9 @@ struct DigestSlot {
 
 #[derive(Default)]
 struct Digests {
-    map: HashMap<DigestKey, DigestSlot>,
+    /// By version and XOR mask (0: the version itself; see
+    /// [`ObjectStates::derived_digest`]).
+    map: HashMap<(DigestKey, u8), DigestSlot>,
     clock: u64,
 }
 
@@ -207,7 +210,7 @@ impl ObjectStates {
                 .unwrap_or_else(PoisonError::into_inner);
             for (key, digest) in entries.into_iter().take(limits.max_digests) {
                 let cell = Arc::new(OnceCell::new_with(Some(digest)));
-                d.map.insert(key, DigestSlot { cell, last_used: 0 });
+                d.map.insert((key, 0), DigestSlot { cell, last_used: 0 });
             }
         }
         states.persist = Some(file);
@@ -340,7 +343,7 @@ impl ObjectStates {
             let bytes = read_all(&*self.origin, key, &meta).await?;
             (Sha256::digest(&bytes).into(), Some(bytes))
         } else {
-            (self.digest(key, &meta).await?, None)
+            (self.digest(key, &meta, 0).await?, None)
         };
         let content_type = crate::handler::content_type(key.as_str());
         let rendered = Arc::new(Rendered::new(
@@ -358,16 +361,27 @@ impl ObjectStates {
         })
     }
 
-    /// The digest of a large object's version `meta`: cached, or computed
-    /// once however many requests ask at the same time.
-    async fn digest(&self, key: &Key, meta: &ObjectMeta) -> Result<Digest, OriginError> {
+    /// The digest of a derived version of an object (its bytes XORed with
+    /// `src.xor`: replica-flip's): of the held bytes for a small object,
+    /// else computed by a pass as for the version itself, and kept beside
+    /// it (never in the cache file).
+    pub async fn derived_digest(&self, src: &ObjectSource) -> Result<Digest, OriginError> {
+        match &src.held {
+            Some(bytes) => Ok(Sha256::digest(crate::body::xored(bytes.clone(), src.xor)).into()),
+            None => self.digest(&src.key, &src.meta, src.xor).await,
+        }
+    }
+
+    /// The digest of a large object's version `meta`, XORed with `xor`:
+    /// cached, or computed once however many requests ask at the same time.
+    async fn digest(&self, key: &Key, meta: &ObjectMeta, xor: u8) -> Result<Digest, OriginError> {
         let cell = {
             let mut d = self.digests.lock().unwrap_or_else(PoisonError::into_inner);
             d.clock += 1;
             let now = d.clock;
             let slot = d
                 .map
-                .entry((key.clone(), meta.version.clone(), meta.size))
+                .entry(((key.clone(), meta.version.clone(), meta.size), xor))
                 .or_insert_with(|| DigestSlot {
                     cell: Arc::new(OnceCell::new()),
                     last_used: now,
@@ -382,8 +396,8 @@ impl ObjectStates {
         let digest = cell
             .get_or_try_init(|| async {
                 let _permit = self.jobs.acquire().await.expect("never closed");
-                let digest = hash_object(&*self.origin, key, meta).await?;
-                if let Some(file) = &self.persist {
+                let digest = hash_object(&*self.origin, key, meta, xor).await?;
+                if let (Some(file), 0) = (&self.persist, xor) {
                     file.mark_dirty();
                 }
                 Ok::<_, OriginError>(digest)
@@ -481,8 +495,8 @@ impl Persisted for ObjectStates {
         let field = |v: &Option<String>| v.as_deref().map_or("-".into(), hex::encode);
         let mut body = String::new();
         let d = self.digests.lock().unwrap_or_else(PoisonError::into_inner);
-        for ((key, version, size), slot) in &d.map {
-            if let Some(digest) = slot.cell.get() {
+        for (((key, version, size), xor), slot) in &d.map {
+            if let (Some(digest), 0) = (slot.cell.get(), xor) {
                 let _ = writeln!(
                     body,
                     "{} {size} {} {} {}",
@@ -531,7 +545,11 @@ fn evict<K: Eq + Hash, V>(map: &mut HashMap<K, V>, max: usize, used: impl Fn(&V)
 }
 
 /// The whole of a small object's version `meta`, in one pinned read.
-async fn read_all(origin: &dyn Origin, key: &Key, meta: &ObjectMeta) -> Result<Bytes, OriginError> {
+pub(crate) async fn read_all(
+    origin: &dyn Origin,
+    key: &Key,
+    meta: &ObjectMeta,
+) -> Result<Bytes, OriginError> {
     if meta.size == 0 {
         return Ok(Bytes::new());
     }
@@ -553,12 +571,14 @@ async fn read_all(origin: &dyn Origin, key: &Key, meta: &ObjectMeta) -> Result<B
     Ok(buf.freeze())
 }
 
-/// SHA-256 of a large object's version `meta`: one pinned read streamed to
-/// a hash thread (hashing is CPU-bound; the async workers only move chunks).
+/// SHA-256 of a large object's version `meta`, every byte XORed with
+/// `xor`: one pinned read streamed to a hash thread (hashing is CPU-bound;
+/// the async workers only move chunks).
 async fn hash_object(
     origin: &dyn Origin,
     key: &Key,
     meta: &ObjectMeta,
+    xor: u8,
 ) -> Result<Digest, OriginError> {
     let mut stream = origin.read(key, meta, 0..meta.size).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
@@ -566,8 +586,8 @@ async fn hash_object(
         let mut h = Sha256::new();
         let mut n = 0u64;
         while let Some(chunk) = rx.blocking_recv() {
-            h.update(&chunk);
             n += chunk.len() as u64;
+            h.update(crate::body::xored(chunk, xor));
         }
         let digest: Digest = h.finalize().into();
         (digest, n)
@@ -639,7 +659,13 @@ mod tests {
                 };
                 let cell = Arc::new(OnceCell::new_with(Some([i as u8; 32])));
                 d.map.insert(
-                    (key(i), version, 1000 + i as u64),
+                    ((key(i), version.clone(), 1000 + i as u64), 0),
+                    DigestSlot { cell, last_used: 0 },
+                );
+                // a derived version's digest is not written
+                let cell = Arc::new(OnceCell::new_with(Some([9; 32])));
+                d.map.insert(
+                    ((key(i), version, 1000 + i as u64), 0xff),
                     DigestSlot { cell, last_used: 0 },
                 );
             }
@@ -653,7 +679,7 @@ mod tests {
                 1,
             );
             d.map.insert(
-                pending,
+                (pending, 0),
                 DigestSlot {
                     cell: Arc::new(OnceCell::new()),
                     last_used: 0,
