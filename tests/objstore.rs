@@ -396,13 +396,13 @@ fn a_small_object_is_one_consistent_version_until_revalidated() {
 }
 
 /// An [`Origin`] over a real store that counts what is asked of it, can
-/// delay HEADs and reads, and can fail some keys.
+/// delay HEADs and listings (`meta_delay`) and reads, and can fail some keys.
 struct Watched {
     inner: StoreOrigin,
     heads: AtomicU64,
     lists: AtomicU64,
     reads: Mutex<Vec<Range<u64>>>,
-    head_delay: Duration,
+    meta_delay: Duration,
     read_delay: Duration,
     fail: fn(&Key) -> Option<OriginError>,
 }
@@ -418,7 +418,7 @@ impl Watched {
 
     fn slow(
         store: Arc<InMemory>,
-        head_delay: Duration,
+        meta_delay: Duration,
         read_delay: Duration,
         fail: fn(&Key) -> Option<OriginError>,
     ) -> Arc<Self> {
@@ -427,7 +427,7 @@ impl Watched {
             heads: AtomicU64::new(0),
             lists: AtomicU64::new(0),
             reads: Mutex::new(Vec::new()),
-            head_delay,
+            meta_delay,
             read_delay,
             fail,
         })
@@ -438,7 +438,7 @@ impl Origin for Watched {
     fn head<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<ObjectMeta, OriginError>> {
         Box::pin(async move {
             self.heads.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(self.head_delay).await;
+            tokio::time::sleep(self.meta_delay).await;
             if let Some(e) = (self.fail)(key) {
                 return Err(e);
             }
@@ -462,6 +462,7 @@ impl Origin for Watched {
     fn list<'a>(&'a self, dir: &'a Key) -> BoxFuture<'a, Result<Vec<Listed>, OriginError>> {
         Box::pin(async move {
             self.lists.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.meta_delay).await;
             if let Some(e) = (self.fail)(dir) {
                 return Err(e);
             }
@@ -578,10 +579,11 @@ fn at_once(
 }
 
 #[test]
-fn concurrent_requests_share_one_head_when_the_metadata_is_missing_or_stale() {
+fn concurrent_requests_share_one_store_request_per_key() {
     let data = pattern(SMALL);
     let store = memory(&[("f.txt", &data)]);
-    // HEADs are slow, so the requests of a burst overlap while one is out
+    // HEADs and listings are slow, so the requests of a burst overlap while
+    // one is out
     let watched = Watched::slow(store, Duration::from_millis(400), Duration::ZERO, never);
     let s = serve_watched(&watched, Duration::from_secs(1));
     let heads = || watched.heads.load(Ordering::SeqCst);
@@ -604,6 +606,18 @@ fn concurrent_requests_share_one_head_when_the_metadata_is_missing_or_stale() {
         watched.reads.lock().unwrap().len(),
         1,
         "the version is unchanged"
+    );
+    // a missing key: one HEAD, and one listing to tell it from a "directory"
+    let listed = watched.lists.load(Ordering::SeqCst);
+    for r in at_once(s.addr, 8, "/gone.txt", &[]) {
+        assert_eq!(r.status_line, "HTTP/1.1 404 Not Found");
+        assert_eq!(r.body_str(), "404 Not Found\n");
+    }
+    assert_eq!(heads(), 3, "one HEAD for 8 requests for a missing key");
+    assert_eq!(
+        watched.lists.load(Ordering::SeqCst) - listed,
+        1,
+        "and one LIST"
     );
 }
 

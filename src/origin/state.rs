@@ -14,7 +14,8 @@
 //! (HEAD: not found) gets an entry too, with, once a listing was asked for
 //! it, whether keys lie below it (a "directory"). Within the window a
 //! request for it costs no store request: an object uploaded there may be
-//! answered 404 (or its "directory" redirected) for up to `revalidate`. Within the
+//! answered 404 (or its "directory" redirected) for up to `revalidate`.
+//! Listings for that purpose are single-flight per key too. Within the
 //! interval a replaced object is still described by its old metadata; no
 //! request ever gets mixed bytes for it, because every read is pinned to the
 //! version described (see [`super`]): the read made before a response's
@@ -42,6 +43,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::hash::Hash;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -130,8 +132,32 @@ struct Entries {
     bytes: u64,
 }
 
-/// The answer of one lookup, shared by every request that waits for it.
-type Lookup = OnceCell<Result<Arc<ObjectState>, OriginError>>;
+/// Work under way per key, shared by every request that asks for the same
+/// key meanwhile (single-flight): the answer, errors included, goes to all.
+struct Flights<T>(Mutex<HashMap<Key, Arc<OnceCell<T>>>>);
+
+impl<T> Default for Flights<T> {
+    fn default() -> Self {
+        Flights(Mutex::default())
+    }
+}
+
+impl<T: Clone> Flights<T> {
+    /// The answer of `work` for `key`: the flight under way, or a new one.
+    async fn run<F: Future<Output = T>>(&self, key: &Key, work: impl FnOnce() -> F) -> T {
+        let flight = {
+            let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(m.entry(key.clone()).or_default())
+        };
+        // If the request running the work leaves, a waiting one runs it.
+        let answer = flight.get_or_init(work).await.clone();
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.get(key).is_some_and(|x| Arc::ptr_eq(x, &flight)) {
+            m.remove(key);
+        }
+        answer
+    }
+}
 
 type DigestKey = (Key, StoreVersion, u64);
 
@@ -166,8 +192,10 @@ pub struct ObjectStates {
     origin: Arc<dyn Origin>,
     limits: Limits,
     entries: Mutex<Entries>,
-    /// Lookups under way, by key (see the module docs).
-    lookups: Mutex<HashMap<Key, Arc<Lookup>>>,
+    /// Lookups (HEAD, and a new version's digest) under way.
+    lookups: Flights<Result<Arc<ObjectState>, OriginError>>,
+    /// Listings under way, for [`ObjectStates::has_keys_below`].
+    listings: Flights<Result<bool, OriginError>>,
     digests: Mutex<Digests>,
     /// Concurrent whole-object hash passes (one per core).
     jobs: Semaphore,
@@ -190,7 +218,8 @@ impl ObjectStates {
             origin,
             limits,
             entries: Mutex::new(Entries::default()),
-            lookups: Mutex::default(),
+            lookups: Flights::default(),
+            listings: Flights::default(),
             digests: Mutex::new(Digests::default()),
             jobs: Semaphore::new(cores),
             persist: None,
@@ -242,23 +271,30 @@ impl ObjectStates {
         if let Some((known, true)) = self.cached(key) {
             return known.answer();
         }
-        let lookup = {
-            let mut l = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(l.entry(key.clone()).or_default())
-        };
-        // If the request running the lookup leaves, a waiting one runs it.
-        let result = lookup.get_or_init(|| self.look_up(key)).await.clone();
-        let mut l = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
-        if l.get(key).is_some_and(|x| Arc::ptr_eq(x, &lookup)) {
-            l.remove(key);
-        }
-        result
+        self.lookups.run(key, || self.look_up(key)).await
     }
 
     /// Whether keys lie below `key` (a "directory"), for a key with no
     /// object: kept with its absence (see the module docs), else listed.
     pub async fn has_keys_below(&self, key: &Key) -> Result<bool, OriginError> {
-        if let Some((Known::Absent { below: Some(below) }, true)) = self.cached(key) {
+        match self.known_below(key) {
+            Some(below) => Ok(below),
+            None => self.listings.run(key, || self.list_below(key)).await,
+        }
+    }
+
+    /// Whether keys lie below `key`, if a fresh entry says.
+    fn known_below(&self, key: &Key) -> Option<bool> {
+        match self.cached(key) {
+            Some((Known::Absent { below }, true)) => below,
+            _ => None,
+        }
+    }
+
+    /// One listing, unless the one before it has just answered; its answer
+    /// kept with the key's absence.
+    async fn list_below(&self, key: &Key) -> Result<bool, OriginError> {
+        if let Some(below) = self.known_below(key) {
             return Ok(below);
         }
         let below = !self.origin.list(key).await?.is_empty();
