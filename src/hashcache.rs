@@ -35,6 +35,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
+use std::hash::Hash;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
@@ -306,7 +307,7 @@ impl HashCache {
                         last_used: clock,
                     };
                     slots.map.insert(key, slot);
-                    evict(&mut slots.map, self.max_entries);
+                    evict(&mut slots.map, self.max_entries, |s| s.last_used);
                     cell
                 }
             }
@@ -416,17 +417,22 @@ impl Persisted for HashCache {
     }
 }
 
-/// Evict the least recently used eighth (at least what is over) when `map`
-/// holds more than `max` entries: one scan per many inserts.
-fn evict(map: &mut HashMap<(PathBuf, u8), Slot>, max: usize) {
-    if map.len() <= max {
+/// Drop the least recently used eighth (at least what is over) of a map
+/// holding more than `max` entries, `used` telling when each was last used:
+/// one scan per many inserts. Shared with the object mode's digests.
+pub(crate) fn evict<K: Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    used: impl Fn(&V) -> u64,
+) {
+    if map.len() <= max.max(1) {
         return;
     }
     let batch = (max / 8).max(map.len() - max).max(1);
-    let mut ages: Vec<u64> = map.values().map(|s| s.last_used).collect();
+    let mut ages: Vec<u64> = map.values().map(&used).collect();
     let cut = batch.min(ages.len()) - 1;
     let (_, &mut limit, _) = ages.select_nth_unstable(cut);
-    map.retain(|_, s| s.last_used > limit);
+    map.retain(|_, v| used(v) > limit);
 }
 
 /// Hash `file`, checking it stays the version `stamp` throughout. Blocking.
@@ -606,6 +612,23 @@ mod tests {
             None,
             "a field too many"
         );
+    }
+
+    #[test]
+    fn eviction_keeps_the_most_recently_used() {
+        let mut map: HashMap<u32, u64> = (0..16).map(|i| (i, u64::from(i))).collect();
+        evict(&mut map, 10, |used| *used);
+        let mut kept: Vec<u32> = map.into_keys().collect();
+        kept.sort();
+        assert_eq!(kept, (6..16).collect::<Vec<_>>(), "what is over goes");
+        // one eighth at a time once over: one scan per many inserts
+        let mut map: HashMap<u32, u64> = (0..81).map(|i| (i, u64::from(i))).collect();
+        evict(&mut map, 80, |used| *used);
+        assert_eq!(map.len(), 71);
+        assert!(map.contains_key(&10) && !map.contains_key(&9));
+        let mut map: HashMap<u32, u64> = (0..5).map(|i| (i, 0)).collect();
+        evict(&mut map, 5, |used| *used);
+        assert_eq!(map.len(), 5, "not over: nothing goes");
     }
 
     #[test]

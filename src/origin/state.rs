@@ -44,7 +44,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::hash::Hash;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -57,7 +56,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use super::body::ObjectSource;
 use super::{Key, ObjectMeta, Origin, OriginError, StoreVersion};
 use crate::fs::SMALL_MAX;
-use crate::hashcache::Digest;
+use crate::hashcache::{evict, Digest};
 use crate::persist::{self, CacheFile, Header, Persisted};
 use crate::render::Rendered;
 
@@ -565,19 +564,6 @@ fn parse_cache_line(l: &str) -> Option<(DigestKey, Digest)> {
     };
     let key = Key(String::from_utf8(hex::decode(f.next()?).ok()?).ok()?);
     f.next().is_none().then_some(((key, version, size), digest))
-}
-
-/// Drop the least recently used eighth (at least what is over) of a map
-/// holding more than `max` entries: one scan per many inserts.
-fn evict<K: Eq + Hash, V>(map: &mut HashMap<K, V>, max: usize, used: impl Fn(&V) -> u64) {
-    if map.len() <= max.max(1) {
-        return;
-    }
-    let batch = (max / 8).max(map.len() - max).max(1);
-    let mut ages: Vec<u64> = map.values().map(&used).collect();
-    let cut = batch.min(ages.len()) - 1;
-    let (_, &mut limit, _) = ages.select_nth_unstable(cut);
-    map.retain(|_, v| used(v) > limit);
 }
 
 /// The whole of a small object's version `meta`, in one pinned read.
