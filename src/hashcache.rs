@@ -29,7 +29,7 @@
 //!
 //! With a persistence file, the cache survives restarts: settled entries
 //! are written in the `--etag-cache` format and life cycle shared with the
-//! object mode ([`crate::persist`]); a missing, corrupt or unwritable file
+//! object mode (the `persist` module); a missing, corrupt or unwritable file
 //! costs a warning and a rehash, never a wrong hash.
 
 use std::collections::HashMap;

@@ -40,8 +40,8 @@ pub struct ObjectSource {
     pub meta: ObjectMeta,
     /// The whole object, when it is small (the bytes its digest is of).
     pub held: Option<Bytes>,
-    /// Every byte is XORed with this (0: the object as it is), as
-    /// [`crate::body::FileSource::xor`].
+    /// Every byte is XORed with this (0: the object as it is), as a file
+    /// source's `xor` is (`body` module).
     pub xor: u8,
     /// A read opened already (before the headers went out, so that a
     /// replaced object is noticed while the request can still be answered

@@ -35,7 +35,7 @@
 //! bytes, `max_digests` digests; the least recently used go first.
 //!
 //! With `--etag-cache FILE` the digests survive restarts, in the format and
-//! life cycle the directory mode's use too ([`crate::persist`]), under a
+//! life cycle the directory mode's use too (the `persist` module), under a
 //! header naming the store. A file of another store, of the directory mode,
 //! corrupt or unreadable costs a warning and a rehash, never a wrong digest:
 //! an entry is only used for the same key, store ETag or version id, and

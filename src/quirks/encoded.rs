@@ -241,7 +241,7 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// Gzip the `length` bytes of `src` (see [`compress`]); an object's are
+/// Gzip the `length` bytes of `src` (see `compress`); an object's are
 /// read whole first, pinned to its version.
 pub async fn encode(src: Plain, length: u64, expect: Option<[u8; 32]>) -> io::Result<Encoded> {
     if length > ENCODED_MAX {
