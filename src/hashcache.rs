@@ -307,7 +307,7 @@ impl HashCache {
                         last_used: clock,
                     };
                     slots.map.insert(key, slot);
-                    evict(&mut slots.map, self.max_entries, |s| s.last_used);
+                    evict(&mut slots.map, self.max_entries);
                     cell
                 }
             }
@@ -417,10 +417,15 @@ impl Persisted for HashCache {
     }
 }
 
+/// [`evict_by`] for the hash slots.
+fn evict(map: &mut HashMap<(PathBuf, u8), Slot>, max: usize) {
+    evict_by(map, max, |s| s.last_used)
+}
+
 /// Drop the least recently used eighth (at least what is over) of a map
 /// holding more than `max` entries, `used` telling when each was last used:
 /// one scan per many inserts. Shared with the object mode's digests.
-pub(crate) fn evict<K: Eq + Hash, V>(
+pub(crate) fn evict_by<K: Eq + Hash, V>(
     map: &mut HashMap<K, V>,
     max: usize,
     used: impl Fn(&V) -> u64,
@@ -617,17 +622,17 @@ mod tests {
     #[test]
     fn eviction_keeps_the_most_recently_used() {
         let mut map: HashMap<u32, u64> = (0..16).map(|i| (i, u64::from(i))).collect();
-        evict(&mut map, 10, |used| *used);
+        evict_by(&mut map, 10, |used| *used);
         let mut kept: Vec<u32> = map.into_keys().collect();
         kept.sort();
         assert_eq!(kept, (6..16).collect::<Vec<_>>(), "what is over goes");
         // one eighth at a time once over: one scan per many inserts
         let mut map: HashMap<u32, u64> = (0..81).map(|i| (i, u64::from(i))).collect();
-        evict(&mut map, 80, |used| *used);
+        evict_by(&mut map, 80, |used| *used);
         assert_eq!(map.len(), 71);
         assert!(map.contains_key(&10) && !map.contains_key(&9));
         let mut map: HashMap<u32, u64> = (0..5).map(|i| (i, 0)).collect();
-        evict(&mut map, 5, |used| *used);
+        evict_by(&mut map, 5, |used| *used);
         assert_eq!(map.len(), 5, "not over: nothing goes");
     }
 

@@ -56,7 +56,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use super::body::ObjectSource;
 use super::{Key, ObjectMeta, Origin, OriginError, StoreVersion};
 use crate::fs::SMALL_MAX;
-use crate::hashcache::{evict, Digest};
+use crate::hashcache::{evict_by, Digest};
 use crate::persist::{self, CacheFile, Header, Persisted};
 use crate::render::Rendered;
 
@@ -423,7 +423,7 @@ impl ObjectStates {
                 });
             slot.last_used = now;
             let cell = Arc::clone(&slot.cell);
-            evict(&mut d.map, self.limits.max_digests, |s| s.last_used);
+            evict_by(&mut d.map, self.limits.max_digests, |s| s.last_used);
             cell
         };
         // Dropping this future (the client left) stops the pass unless
