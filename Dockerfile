@@ -12,8 +12,10 @@
 # ---------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
 WORKDIR /src
-# The image ships the binary without debug info: 4 MB instead of 27 MB (the
-# line tables Cargo.toml keeps for backtraces); function names stay.
+# The image ships the binary without debug info (the line tables Cargo.toml
+# keeps for backtraces); function names stay. Measured with the default
+# features: the binary 14.5 MB (README, "Serving from object storage"), the
+# layers above the base image 15.9 MB (CI's container test).
 ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 
 # Dependencies first, against stub sources, so this layer (the slow part) is

@@ -104,13 +104,19 @@ impl Source {
             }),
             Source::File(f) => {
                 let chunk = f.prefetched.as_ref()?.slice(offset, len)?;
-                Some(match f.xor {
-                    0 => chunk,
-                    x => chunk.iter().map(|b| b ^ x).collect(),
-                })
+                Some(xored(chunk, f.xor))
             }
             Source::Object(o) => o.held(offset, len),
         }
+    }
+}
+
+/// `bytes` with every byte XORed with `xor` (a derived version's; see
+/// [`FileSource::xor`]).
+pub(crate) fn xored(bytes: Bytes, xor: u8) -> Bytes {
+    match xor {
+        0 => bytes,
+        x => bytes.iter().map(|b| b ^ x).collect(),
     }
 }
 

@@ -100,8 +100,8 @@ impl ServerBuilder {
         self
     }
 
-    /// How long an object's metadata is trusted before the store is asked
-    /// again (default 1 s; zero asks on every request).
+    /// How long an object's metadata, or its absence, is trusted before the
+    /// store is asked again (default 1 s; zero asks on every request).
     pub fn store_revalidate(mut self, interval: Duration) -> Self {
         self.config.store_revalidate = interval;
         self

@@ -148,7 +148,7 @@ pub struct Cli {
     /// Log lines as human-readable text or as one JSON object per line.
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Seconds an object's metadata (a HEAD result) is trusted before the store is asked again; 0 asks on every request. Reads stay pinned to the version described, so a replaced object never yields mixed bytes.
+    /// Seconds an object's metadata (a HEAD result, or its absence) is trusted before the store is asked again; 0 asks on every request. Reads stay pinned to the version described, so a replaced object never yields mixed bytes.
     #[arg(long, value_name = "SECS", default_value_t = crate::origin::state::DEFAULT_REVALIDATE.as_secs())]
     pub store_revalidate: u64,
     /// Threads for blocking file work (opens, reads not in the page cache); default: one per CPU. Raise it for a slow disk.

@@ -18,8 +18,8 @@ pub struct Config {
     pub root: PathBuf,
     /// Serve this object store instead of `root`.
     pub store: Option<StoreSpec>,
-    /// How long an object's metadata (a HEAD result) is trusted before the
-    /// store is asked again (see [`crate::origin::state`]).
+    /// How long an object's metadata (a HEAD result, or its absence) is
+    /// trusted before the store is asked again (see [`crate::origin::state`]).
     pub store_revalidate: Duration,
     /// Address to bind.
     pub bind: IpAddr,

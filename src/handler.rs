@@ -597,7 +597,11 @@ pub(crate) async fn quirk_representation(
     // per-path quirk state is keyed by the decoded path: /a%2Ebin is /a.bin
     let key = display_path(path);
     let key = key.trim_end_matches('/');
-    mode.representation(set, key, repr, &app.hashes)
+    let objects = match &app.backend {
+        Backend::Store(objects) => Some(&**objects),
+        Backend::Dir(_) => None,
+    };
+    mode.representation(set, key, repr, &app.hashes, objects)
         .await
         .map_err(|e| {
             tracing::warn!(path = raw_path, error = %e, "quirk failed");

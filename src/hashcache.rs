@@ -27,26 +27,28 @@
 //! first), and each flush of the persistence file drops entries whose file
 //! is gone or changed.
 //!
-//! With a persistence file, the cache survives restarts: entries are written
-//! atomically (a temp file with a random name created exclusively beside it,
-//! then a rename) with a checksum over the whole file; a missing, corrupt or
-//! unwritable file costs a warning and a rehash, never a wrong hash.
+//! With a persistence file, the cache survives restarts: settled entries
+//! are written in the `--etag-cache` format and life cycle shared with the
+//! object mode (the `persist` module); a missing, corrupt or unwritable file
+//! costs a warning and a rehash, never a wrong hash.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, Write as _};
+use std::hash::Hash;
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
-use tokio::sync::{Notify, OnceCell, Semaphore};
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::fs::FileStamp;
+use crate::persist::{self, CacheFile, Header, Persisted};
 
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
@@ -68,7 +70,11 @@ pub enum HashError {
 /// Bytes read per hashing step; also how often the file's stamp is re-checked.
 const HASH_CHUNK: usize = 256 * 1024;
 const STAMP_CHECK_EVERY: u64 = 64 * 1024 * 1024;
-const CACHE_HEADER: &str = "rangeserve-etag-cache v1";
+/// The directory mode's `--etag-cache` file.
+const CACHE_HEADER: Header = Header {
+    format: "rangeserve-etag-cache v1",
+    store: None,
+};
 
 /// A digest, and whether it is settled (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +100,7 @@ pub struct HashCache {
     slots: Mutex<Slots>,
     computed: AtomicU64,
     bytes_hashed: Arc<AtomicU64>,
-    persist: Option<Persist>,
+    persist: Option<CacheFile>,
     /// Concurrent hash jobs (one per core).
     jobs: Semaphore,
     window: Duration,
@@ -105,12 +111,6 @@ pub struct HashCache {
 struct Slots {
     map: HashMap<(PathBuf, u8), Slot>,
     clock: u64,
-}
-
-struct Persist {
-    path: PathBuf,
-    dirty: AtomicBool,
-    wake: Notify,
 }
 
 /// How long after a file's last stamp change a hash must start to be
@@ -192,43 +192,26 @@ impl HashCache {
     /// hashes are ever written there.
     pub fn persistent(path: &Path, max_entries: usize, window: Option<Duration>) -> Self {
         let mut cache = HashCache::bounded(max_entries, window);
-        match std::fs::read(path) {
-            Ok(bytes) => match parse_cache_file(&bytes) {
-                Ok(entries) => {
-                    tracing::info!(path = %path.display(), entries = entries.len(), "loaded ETag cache");
-                    let mut slots = cache.slots.lock().unwrap_or_else(PoisonError::into_inner);
-                    for (p, stamp, digest) in entries.into_iter().take(cache.max_entries) {
-                        let hashed = Hashed {
-                            digest,
-                            settled: true,
-                        };
-                        let cell = Arc::new(OnceCell::new_with(Some(hashed)));
-                        slots.map.insert(
-                            (p, 0),
-                            Slot {
-                                stamp,
-                                digest: cell,
-                                last_used: 0,
-                            },
-                        );
-                    }
-                }
-                Err(why) => {
-                    tracing::warn!(path = %path.display(), "ignoring corrupt ETag cache ({why}); rebuilding")
-                }
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tracing::info!(path = %path.display(), "no ETag cache yet; it will be created");
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read ETag cache; rebuilding")
+        let (file, entries) = CacheFile::load(path, CACHE_HEADER, parse_cache_line);
+        {
+            let mut slots = cache.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            for (p, stamp, digest) in entries.into_iter().take(cache.max_entries) {
+                let hashed = Hashed {
+                    digest,
+                    settled: true,
+                };
+                let cell = Arc::new(OnceCell::new_with(Some(hashed)));
+                slots.map.insert(
+                    (p, 0),
+                    Slot {
+                        stamp,
+                        digest: cell,
+                        last_used: 0,
+                    },
+                );
             }
         }
-        cache.persist = Some(Persist {
-            path: path.to_path_buf(),
-            dirty: AtomicBool::new(false),
-            wake: Notify::new(),
-        });
+        cache.persist = Some(file);
         cache
     }
 
@@ -393,38 +376,28 @@ impl HashCache {
     }
 
     fn mark_dirty(&self) {
-        if let Some(p) = &self.persist {
-            p.dirty.store(true, Ordering::Release);
-            p.wake.notify_one();
+        if let Some(file) = &self.persist {
+            file.mark_dirty();
         }
     }
 
     /// Write the cache file whenever new hashes arrive, at most once per
     /// `every`; returns only if the cache is not persistent.
     pub async fn flush_loop(self: Arc<Self>, every: Duration) {
-        let Some(p) = &self.persist else { return };
-        loop {
-            p.wake.notified().await;
-            tokio::time::sleep(every).await;
-            let cache = Arc::clone(&self);
-            // its prune stats every entry: off the (small) blocking pool
-            let _ = on_hash_thread(move || cache.flush()).await;
-        }
+        persist::flush_loop(self, every).await
     }
 
     /// Write the cache file now if anything changed since the last write,
     /// dropping entries whose file is gone or changed. Failures are logged,
     /// never fatal. Blocking.
     pub fn flush(&self) {
-        let Some(p) = &self.persist else { return };
-        if !p.dirty.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        self.prune();
-        let text = self.serialize();
-        if let Err(e) = write_atomically(&p.path, text.as_bytes()) {
-            tracing::warn!(path = %p.path.display(), error = %e, "cannot write ETag cache");
-        }
+        persist::flush(self)
+    }
+}
+
+impl Persisted for HashCache {
+    fn cache_file(&self) -> Option<&CacheFile> {
+        self.persist.as_ref()
     }
 
     /// Drop the entries whose file no longer has the entry's stamp. One stat
@@ -453,7 +426,8 @@ impl HashCache {
         }
     }
 
-    fn serialize(&self) -> String {
+    /// The settled hashes of the files themselves (not their XOR versions).
+    fn entry_lines(&self) -> String {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         let mut body = String::new();
         for ((path, xor), slot) in slots.map.iter() {
@@ -475,22 +449,31 @@ impl HashCache {
                 );
             }
         }
-        let sum = hex::encode(Sha256::digest(body.as_bytes()));
-        format!("{CACHE_HEADER}\n{body}sha256 {sum}\n")
+        body
     }
 }
 
-/// Evict the least recently used eighth (at least what is over) when `map`
-/// holds more than `max` entries: one scan per many inserts.
+/// [`evict_by`] for the hash slots.
 fn evict(map: &mut HashMap<(PathBuf, u8), Slot>, max: usize) {
-    if map.len() <= max {
+    evict_by(map, max, |s| s.last_used)
+}
+
+/// Drop the least recently used eighth (at least what is over) of a map
+/// holding more than `max` entries, `used` telling when each was last used:
+/// one scan per many inserts. Shared with the object mode's digests.
+pub(crate) fn evict_by<K: Eq + Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    used: impl Fn(&V) -> u64,
+) {
+    if map.len() <= max.max(1) {
         return;
     }
     let batch = (max / 8).max(map.len() - max).max(1);
-    let mut ages: Vec<u64> = map.values().map(|s| s.last_used).collect();
+    let mut ages: Vec<u64> = map.values().map(&used).collect();
     let cut = batch.min(ages.len()) - 1;
     let (_, &mut limit, _) = ages.select_nth_unstable(cut);
-    map.retain(|_, s| s.last_used > limit);
+    map.retain(|_, v| used(v) > limit);
 }
 
 /// Hash `file`, checking it stays the version `stamp` throughout. Blocking.
@@ -579,26 +562,6 @@ pub fn hash_file(
 
 type CacheEntry = (PathBuf, FileStamp, Digest);
 
-fn parse_cache_file(bytes: &[u8]) -> Result<Vec<CacheEntry>, &'static str> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?;
-    let rest = text
-        .strip_prefix(CACHE_HEADER)
-        .and_then(|r| r.strip_prefix('\n'))
-        .ok_or("unknown header")?;
-    let sum_at = rest.rfind("sha256 ").ok_or("no checksum")?;
-    let (body, sum_line) = rest.split_at(sum_at);
-    let want = sum_line
-        .strip_prefix("sha256 ")
-        .and_then(|s| s.strip_suffix('\n'));
-    if want != Some(hex::encode(Sha256::digest(body.as_bytes())).as_str()) {
-        return Err("checksum mismatch");
-    }
-    body.lines()
-        .map(parse_cache_line)
-        .collect::<Option<Vec<_>>>()
-        .ok_or("malformed entry")
-}
-
 fn parse_cache_line(line: &str) -> Option<CacheEntry> {
     let mut f = line.split(' ');
     let digest: Digest = hex::decode(f.next()?).ok()?.try_into().ok()?;
@@ -616,24 +579,6 @@ fn parse_cache_line(line: &str) -> Option<CacheEntry> {
     Some((path, stamp, digest))
 }
 
-/// Write `path` whole or not at all: a temp file with a random name, created
-/// exclusively (never through a planted symlink) in the same directory,
-/// synced, then renamed over `path`.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().unwrap_or_default();
-    let mut prefix = name.to_os_string();
-    prefix.push(".tmp.");
-    let mut tmp = tempfile::Builder::new().prefix(&prefix).tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -649,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn cache_file_round_trips_and_rejects_corruption() {
+    fn cache_lines_round_trip_settled_file_hashes_only() {
         let cache = HashCache::new();
         {
             let mut slots = cache.slots.lock().unwrap();
@@ -690,22 +635,41 @@ mod tests {
                 },
             );
         }
-        let text = cache.serialize();
-        let mut entries = parse_cache_file(text.as_bytes()).unwrap();
+        let text = persist::encode(&CACHE_HEADER, &cache.entry_lines());
+        let mut entries =
+            persist::decode(text.as_bytes(), &CACHE_HEADER, parse_cache_line).unwrap();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(entries.len(), 2);
         assert_eq!(
             entries[0],
             (PathBuf::from("/a b/é.txt"), stamp(9), [1u8; 32])
         );
-        // flip one digest character: checksum catches it
-        let i = text.find('\n').unwrap() + 1;
-        let mut bad = text.clone().into_bytes();
-        bad[i] = if bad[i] == b'0' { b'1' } else { b'0' };
-        assert_eq!(parse_cache_file(&bad), Err("checksum mismatch"));
-        assert!(parse_cache_file(b"").is_err());
-        assert!(parse_cache_file(&text.as_bytes()[..text.len() - 5]).is_err());
-        assert!(parse_cache_file(b"rangeserve-etag-cache v0\n").is_err());
+        assert_eq!(entries[1], (PathBuf::from("/x"), stamp(9), [2u8; 32]));
+        // the format and its checks are the persist module's (tested there)
+        assert!(text.starts_with("rangeserve-etag-cache v1\n"));
+        assert_eq!(parse_cache_line("00 1 2 3 4 5 2f"), None, "short digest");
+        assert_eq!(
+            parse_cache_line(&format!("{} 1 2 3 4 5 2f 6", hex::encode([0u8; 32]))),
+            None,
+            "a field too many"
+        );
+    }
+
+    #[test]
+    fn eviction_keeps_the_most_recently_used() {
+        let mut map: HashMap<u32, u64> = (0..16).map(|i| (i, u64::from(i))).collect();
+        evict_by(&mut map, 10, |used| *used);
+        let mut kept: Vec<u32> = map.into_keys().collect();
+        kept.sort();
+        assert_eq!(kept, (6..16).collect::<Vec<_>>(), "what is over goes");
+        // one eighth at a time once over: one scan per many inserts
+        let mut map: HashMap<u32, u64> = (0..81).map(|i| (i, u64::from(i))).collect();
+        evict_by(&mut map, 80, |used| *used);
+        assert_eq!(map.len(), 71);
+        assert!(map.contains_key(&10) && !map.contains_key(&9));
+        let mut map: HashMap<u32, u64> = (0..5).map(|i| (i, 0)).collect();
+        evict_by(&mut map, 5, |used| *used);
+        assert_eq!(map.len(), 5, "not over: nothing goes");
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub mod hashcache;
 #[doc(hidden)]
 pub mod healthcheck;
 mod listing;
+mod persist;
 #[doc(hidden)]
 pub mod plan;
 mod prehash;

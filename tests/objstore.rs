@@ -396,11 +396,13 @@ fn a_small_object_is_one_consistent_version_until_revalidated() {
 }
 
 /// An [`Origin`] over a real store that counts what is asked of it, can
-/// delay reads, and can fail some keys.
+/// delay HEADs and listings (`meta_delay`) and reads, and can fail some keys.
 struct Watched {
     inner: StoreOrigin,
     heads: AtomicU64,
+    lists: AtomicU64,
     reads: Mutex<Vec<Range<u64>>>,
+    meta_delay: Duration,
     read_delay: Duration,
     fail: fn(&Key) -> Option<OriginError>,
 }
@@ -411,10 +413,21 @@ impl Watched {
         read_delay: Duration,
         fail: fn(&Key) -> Option<OriginError>,
     ) -> Arc<Self> {
+        Watched::slow(store, Duration::ZERO, read_delay, fail)
+    }
+
+    fn slow(
+        store: Arc<InMemory>,
+        meta_delay: Duration,
+        read_delay: Duration,
+        fail: fn(&Key) -> Option<OriginError>,
+    ) -> Arc<Self> {
         Arc::new(Watched {
             inner: StoreOrigin::new(store, "pre", "memory://pre"),
             heads: AtomicU64::new(0),
+            lists: AtomicU64::new(0),
             reads: Mutex::new(Vec::new()),
+            meta_delay,
             read_delay,
             fail,
         })
@@ -425,6 +438,7 @@ impl Origin for Watched {
     fn head<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<ObjectMeta, OriginError>> {
         Box::pin(async move {
             self.heads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.meta_delay).await;
             if let Some(e) = (self.fail)(key) {
                 return Err(e);
             }
@@ -447,6 +461,8 @@ impl Origin for Watched {
 
     fn list<'a>(&'a self, dir: &'a Key) -> BoxFuture<'a, Result<Vec<Listed>, OriginError>> {
         Box::pin(async move {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.meta_delay).await;
             if let Some(e) = (self.fail)(dir) {
                 return Err(e);
             }
@@ -459,6 +475,17 @@ impl Origin for Watched {
     }
 }
 
+/// Serve `watched`, metadata trusted for `revalidate`.
+fn serve_watched(watched: &Arc<Watched>, revalidate: Duration) -> TestServer {
+    serve_origin(
+        Arc::clone(watched) as Arc<dyn Origin>,
+        Config {
+            store_revalidate: revalidate,
+            ..Config::default()
+        },
+    )
+}
+
 fn never(_: &Key) -> Option<OriginError> {
     None
 }
@@ -467,13 +494,7 @@ fn never(_: &Key) -> Option<OriginError> {
 fn the_metadata_cache_saves_heads_until_it_revalidates() {
     let store = memory(&[("f.bin", &pattern(LARGE))]);
     let watched = Watched::new(store.clone(), Duration::ZERO, never);
-    let s = serve_origin(
-        watched.clone(),
-        Config {
-            store_revalidate: Duration::from_secs(3600),
-            ..Config::default()
-        },
-    );
+    let s = serve_watched(&watched, Duration::from_secs(3600));
     for _ in 0..5 {
         assert_eq!(s.get("/f.bin", &[("Range", "bytes=0-0")]).status(), 206);
     }
@@ -485,13 +506,7 @@ fn the_metadata_cache_saves_heads_until_it_revalidates() {
     drop(s);
 
     let watched = Watched::new(store, Duration::ZERO, never);
-    let s = serve_origin(
-        watched.clone(),
-        Config {
-            store_revalidate: Duration::ZERO,
-            ..Config::default()
-        },
-    );
+    let s = serve_watched(&watched, Duration::ZERO);
     for _ in 0..5 {
         assert_eq!(s.get("/f.bin", &[("Range", "bytes=0-0")]).status(), 206);
     }
@@ -538,6 +553,111 @@ fn concurrent_first_requests_hash_a_large_object_once() {
         vec![0..data.len() as u64],
         "one whole-object pass for 8 requests"
     );
+}
+
+/// `n` GETs of `target` with `headers`, sent at the same moment on their
+/// own connections; their responses.
+fn at_once(
+    addr: std::net::SocketAddr,
+    n: usize,
+    target: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Vec<common::RawResponse> {
+    let start = Arc::new(std::sync::Barrier::new(n));
+    let clients: Vec<_> = (0..n)
+        .map(|_| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                let mut c = Conn::new(addr);
+                start.wait();
+                c.send("GET", target, headers);
+                c.read_response(false)
+            })
+        })
+        .collect();
+    clients.into_iter().map(|c| c.join().unwrap()).collect()
+}
+
+#[test]
+fn concurrent_requests_share_one_store_request_per_key() {
+    let data = pattern(SMALL);
+    let store = memory(&[("f.txt", &data)]);
+    // HEADs and listings are slow, so the requests of a burst overlap while
+    // one is out
+    let watched = Watched::slow(store, Duration::from_millis(400), Duration::ZERO, never);
+    let s = serve_watched(&watched, Duration::from_secs(1));
+    let heads = || watched.heads.load(Ordering::SeqCst);
+    let check = |responses: Vec<common::RawResponse>| {
+        for r in responses {
+            assert_eq!(r.status_line, "HTTP/1.1 206 Partial Content");
+            assert_eq!(r.header("Content-Range"), Some("bytes 10-19/1000"));
+            assert!(r.body == data[10..20]);
+        }
+    };
+    // nothing known yet: one HEAD, and one read of the small object
+    check(at_once(s.addr, 8, "/f.txt", &[("Range", "bytes=10-19")]));
+    assert_eq!(heads(), 1, "one HEAD for 8 first requests");
+    assert_eq!(watched.reads.lock().unwrap().clone(), vec![0..SMALL as u64]);
+    // past --store-revalidate: the entry is stale, one HEAD revalidates it
+    std::thread::sleep(Duration::from_millis(1100));
+    check(at_once(s.addr, 8, "/f.txt", &[("Range", "bytes=10-19")]));
+    assert_eq!(heads(), 2, "one HEAD for 8 requests after the window");
+    assert_eq!(
+        watched.reads.lock().unwrap().len(),
+        1,
+        "the version is unchanged"
+    );
+    // a missing key: one HEAD, and one listing to tell it from a "directory"
+    let listed = watched.lists.load(Ordering::SeqCst);
+    for r in at_once(s.addr, 8, "/gone.txt", &[]) {
+        assert_eq!(r.status_line, "HTTP/1.1 404 Not Found");
+        assert_eq!(r.body_str(), "404 Not Found\n");
+    }
+    assert_eq!(heads(), 3, "one HEAD for 8 requests for a missing key");
+    assert_eq!(
+        watched.lists.load(Ordering::SeqCst) - listed,
+        1,
+        "and one LIST"
+    );
+}
+
+#[test]
+fn a_missing_key_is_remembered_for_the_revalidation_window() {
+    let store = memory(&[("sub/b.txt", b"bb")]);
+    let watched = Watched::new(store.clone(), Duration::ZERO, never);
+    let s = serve_watched(&watched, Duration::from_secs(2));
+    // the start-up check listed the prefix once: counted from here
+    let listed_at_start = watched.lists.load(Ordering::SeqCst);
+    let calls = || {
+        (
+            watched.heads.load(Ordering::SeqCst),
+            watched.lists.load(Ordering::SeqCst) - listed_at_start,
+        )
+    };
+    // a 404 without a trailing slash costs a HEAD and a listing, once
+    for _ in 0..5 {
+        let r = s.get("/nope", &[]);
+        assert_eq!(r.status_line, "HTTP/1.1 404 Not Found");
+        assert_eq!(r.body_str(), "404 Not Found\n");
+    }
+    assert_eq!(calls(), (1, 1), "one HEAD and one LIST for five 404s");
+    // so does a "directory" redirect
+    for _ in 0..3 {
+        let r = s.get("/sub", &[]);
+        assert_eq!(r.status_line, "HTTP/1.1 301 Moved Permanently");
+        assert_eq!(r.header("Location"), Some("/sub/"));
+    }
+    assert_eq!(calls(), (2, 2));
+    // the staleness allowed: an object uploaded now is still 404 within
+    // the window, then found
+    put(&store, "pre/nope", b"here");
+    assert_eq!(s.get("/nope", &[]).status(), 404);
+    assert_eq!(calls(), (2, 2));
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = s.get("/nope", &[]);
+    assert_eq!(r.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(r.body, b"here");
+    assert_eq!(calls(), (3, 2), "one HEAD after the window, no listing");
 }
 
 fn faults(key: &Key) -> Option<OriginError> {
@@ -609,26 +729,93 @@ fn quirks_apply_to_objects_too() {
     assert_eq!(r.status(), 206);
     assert_eq!(r.header("ETag"), None);
     assert!(r.body == data[5..10]);
-    // quirks that derive a second version of a local file's bytes say they
-    // cannot, rather than claim (Rangeserve-Quirks) what they did not do
-    // (replica-flip serves the first response as it is, the second flipped)
-    for (quirk, nth) in [("replica-flip", 2), ("encoded-range", 1)] {
-        let target = format!("/_quirks/{quirk}/f.bin");
-        let mut r = s.get(&target, &[]);
-        for _ in 1..nth {
-            r = s.get(&target, &[]);
-        }
-        assert_eq!(r.status_line, "HTTP/1.1 503 Service Unavailable", "{quirk}");
-        assert!(
-            r.body_str().contains("not available over an object store"),
-            "{quirk}"
-        );
-    }
     let page = s.get("/_quirks/", &[]);
     assert!(
         page.body_str().contains("f.bin"),
         "the catalogue page links the objects"
     );
+}
+
+/// The strong content ETag: `"sha256-hex"`, the same as for a file.
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(sha256(bytes)))
+}
+
+#[test]
+fn quirks_that_derive_a_second_version_derive_it_from_the_object() {
+    let large = pattern(LARGE);
+    let small = pattern(SMALL);
+    let watched = Watched::new(
+        memory(&[("f.bin", &large), ("s.txt", &small)]),
+        Duration::ZERO,
+        never,
+    );
+    let s = serve_origin(
+        watched.clone(),
+        Config {
+            quirks_mode: true,
+            store_revalidate: Duration::from_secs(3600),
+            ..Config::default()
+        },
+    );
+    let date = |r: &common::RawResponse| {
+        httpdate::parse_http_date(r.header("Last-Modified").unwrap()).unwrap()
+    };
+    // replica-flip: the object, then its second version (every byte XOR
+    // 0xff) with that version's own validators, a day older; and again
+    for (name, data) in [("f.bin", &large), ("s.txt", &small)] {
+        let target = format!("/_quirks/replica-flip/{name}");
+        let flipped: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();
+        let first = s.get(&target, &[]);
+        assert_eq!(first.status_line, "HTTP/1.1 200 OK", "{name}");
+        assert!(first.body == *data, "{name}");
+        assert_eq!(first.header("ETag"), Some(etag_of(data).as_str()));
+        let second = s.get(&target, &[("Range", "bytes=5-9")]);
+        assert_eq!(second.status_line, "HTTP/1.1 206 Partial Content", "{name}");
+        assert_eq!(second.header("Rangeserve-Quirks"), Some("replica-flip"));
+        assert!(second.body == flipped[5..10], "{name}");
+        assert_eq!(second.header("ETag"), Some(etag_of(&flipped).as_str()));
+        assert_eq!(
+            second.header("Repr-Digest"),
+            Some(repr_digest(&flipped).as_str())
+        );
+        assert_eq!(
+            date(&first).duration_since(date(&second)).unwrap(),
+            Duration::from_secs(86400)
+        );
+        assert!(s.get(&target, &[]).body == *data, "{name}: third");
+        let fourth = s.get(&target, &[]);
+        assert!(fourth.body == flipped, "{name}: fourth, whole");
+        assert_eq!(fourth.header("ETag"), second.header("ETag"));
+    }
+    // the large object's version and its flip were hashed once each
+    let whole = 0..LARGE as u64;
+    let passes = watched
+        .reads
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| **r == whole)
+        .count();
+    assert_eq!(passes, 2 + 3, "two hashing passes, three whole bodies");
+
+    // encoded-range: the gzip of the object, ranges of the gzip bytes
+    for (name, data) in [("f.bin", &large), ("s.txt", &small)] {
+        let target = format!("/_quirks/encoded-range/{name}");
+        let whole = s.get(&target, &[]);
+        assert_eq!(whole.status_line, "HTTP/1.1 200 OK", "{name}");
+        assert_eq!(whole.header("Content-Encoding"), Some("gzip"));
+        let plain = rangeserve::quirks::transform::gunzip(&whole.body).unwrap();
+        assert!(plain == *data, "{name}: the gzip of the object");
+        assert_eq!(whole.header("ETag"), Some(etag_of(&whole.body).as_str()));
+        let part = s.get(&target, &[("Range", "bytes=10-19")]);
+        assert_eq!(part.status_line, "HTTP/1.1 206 Partial Content", "{name}");
+        assert_eq!(
+            part.header("Content-Range").unwrap(),
+            format!("bytes 10-19/{}", whole.body.len())
+        );
+        assert!(part.body == whole.body[10..20], "{name}");
+    }
 }
 
 #[test]

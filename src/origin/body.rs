@@ -7,7 +7,8 @@
 //! bytes than asked, or an object replaced before a later part is read,
 //! ends the body with an error: hyper then aborts the response (the client
 //! sees a short body), and no byte of another version is ever sent. A
-//! small object's bytes are held in memory and need no read.
+//! small object's bytes are held in memory and need no read. A derived
+//! version (replica-flip's) is the version's bytes XORed as they are played.
 
 use std::collections::VecDeque;
 use std::io;
@@ -39,6 +40,9 @@ pub struct ObjectSource {
     pub meta: ObjectMeta,
     /// The whole object, when it is small (the bytes its digest is of).
     pub held: Option<Bytes>,
+    /// Every byte is XORed with this (0: the object as it is), as a file
+    /// source's `xor` is (`body` module).
+    pub xor: u8,
     /// A read opened already (before the headers went out, so that a
     /// replaced object is noticed while the request can still be answered
     /// from a fresh HEAD); used if the body's first slice is its range.
@@ -58,11 +62,20 @@ impl std::fmt::Debug for ObjectSource {
 }
 
 impl ObjectSource {
-    /// Bytes `offset..offset + len` if they are held in memory.
+    /// Bytes `offset..offset + len` (XORed) if they are held in memory.
     pub fn held(&self, offset: u64, len: u64) -> Option<Bytes> {
         let bytes = self.held.as_ref()?;
         let end = offset.checked_add(len)?;
-        (end <= bytes.len() as u64).then(|| bytes.slice(offset as usize..end as usize))
+        (end <= bytes.len() as u64)
+            .then(|| crate::body::xored(bytes.slice(offset as usize..end as usize), self.xor))
+    }
+
+    /// The whole version, as stored (not XORed): held, or one pinned read.
+    pub async fn read_whole(&self) -> Result<Bytes, OriginError> {
+        match &self.held {
+            Some(bytes) => Ok(bytes.clone()),
+            None => super::state::read_all(&*self.origin, &self.key, &self.meta).await,
+        }
     }
 
     /// Open the pinned read of `range`, owning what it needs.
@@ -172,6 +185,7 @@ impl http_body::Body for ObjectBody {
                         if chunk.is_empty() {
                             continue;
                         }
+                        let chunk = crate::body::xored(chunk, this.src.xor);
                         return this.data(chunk);
                     }
                     Some(Err(e)) => return this.abort(e),
@@ -277,6 +291,7 @@ mod tests {
                 },
             },
             held: None,
+            xor: 0,
             opened: Arc::default(),
             on_changed: Arc::new(move || {
                 changed.fetch_add(1, Ordering::SeqCst);

@@ -117,7 +117,8 @@ pub struct Listed {
 
 /// Why the store did not answer as asked. Mapped to HTTP in one place
 /// ([`crate::error::HttpError::from_origin`]); the text is for logs only.
-#[derive(Debug, thiserror::Error)]
+/// Clone: one store answer is shared by the requests waiting for it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OriginError {
     /// No such object.
     #[error("not found")]

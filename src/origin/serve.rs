@@ -50,11 +50,9 @@ pub(crate) async fn serve(
         return match served {
             Ok(res) => res,
             // not an object: a "directory" gets its slash URL, as on disk
-            Err(OriginError::NotFound) => match objects.origin().list(&key).await {
-                Ok(listed) if !listed.is_empty() => {
-                    handler::redirect_to_dir(prefix, path, req.uri.query())
-                }
-                Ok(_) => HttpError::NotFound.into_response(),
+            Err(OriginError::NotFound) => match objects.has_keys_below(&key).await {
+                Ok(true) => handler::redirect_to_dir(prefix, path, req.uri.query()),
+                Ok(false) => HttpError::NotFound.into_response(),
                 Err(e) => store_error(&key, &e),
             },
             Err(e) => store_error(&key, &e),
@@ -215,6 +213,7 @@ async fn respond(
         key: state.key.clone(),
         meta: state.meta.clone(),
         held: state.held.clone(),
+        xor: 0,
         opened: Arc::default(),
         on_changed,
     };

@@ -1,4 +1,6 @@
-//! encoded-range's gzip encodings: one per file version, compressed once.
+//! encoded-range's gzip encodings: one per file or object version,
+//! compressed once (an object's bytes are read whole, in one pinned read,
+//! then compressed as a file's are).
 //!
 //! An encoding is keyed by the version's content digest (the SHA-256 its
 //! ETag is made of) and checked against it as it is made, so a cached
@@ -21,6 +23,23 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{watch, Semaphore};
 
 use crate::body::FileSource;
+use crate::origin::body::ObjectSource;
+
+/// The bytes an encoding is made of: a file's or an object version's, each
+/// byte XORed with the source's mask.
+#[derive(Debug, Clone)]
+pub enum Plain {
+    /// An open file.
+    File(FileSource),
+    /// One version of an object.
+    Object(ObjectSource),
+}
+
+/// What [`compress`] reads: a file, or bytes already in memory.
+enum Input {
+    File(FileSource),
+    Held { bytes: Bytes, xor: u8 },
+}
 
 /// The largest file encoded-range compresses (in memory); larger ones get 503.
 pub const ENCODED_MAX: u64 = 32 * 1024 * 1024;
@@ -108,12 +127,12 @@ impl GzCache {
         self.lock().started
     }
 
-    /// The gzip of the `length` bytes of `src` (XORed with `src.xor`), whose
+    /// The gzip of the `length` bytes of `src` (XORed with its mask), whose
     /// SHA-256 is `digest`: from the cache, from the compression of it under
     /// way, or from a new one. Needs a tokio runtime.
     pub async fn get(
         self: &Arc<Self>,
-        src: FileSource,
+        src: Plain,
         length: u64,
         digest: [u8; 32],
     ) -> io::Result<Arc<Encoded>> {
@@ -155,7 +174,7 @@ impl GzCache {
     /// and tell the waiters.
     fn start(
         self: &Arc<Self>,
-        src: FileSource,
+        src: Plain,
         length: u64,
         digest: [u8; 32],
         tx: watch::Sender<Option<Outcome>>,
@@ -169,16 +188,11 @@ impl GzCache {
                 done: false,
             };
             let permit = Arc::clone(&cache.permits).acquire_owned().await;
-            let outcome = match tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                compress(&src, length, Some(digest))
-            })
-            .await
-            {
-                Ok(Ok(enc)) => Ok(Arc::new(enc)),
-                Ok(Err(e)) => Err(Arc::from(e.to_string())),
-                Err(_) => Err(Arc::from("compression failed")),
+            let outcome = match encode(src, length, Some(digest)).await {
+                Ok(enc) => Ok(Arc::new(enc)),
+                Err(e) => Err(Arc::from(e.to_string())),
             };
+            drop(permit);
             cache.finish(digest, &outcome);
             guard.done = true;
             let _ = tx.send(Some(outcome));
@@ -227,38 +241,63 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// Gzip the `length` bytes of `src`, XORed with `src.xor`, reading them in
-/// chunks. With `expect`, the bytes must hash to it and the file must still
-/// be the version of `src.stamp`, else it fails ("file changed"). Blocking.
-pub fn compress(src: &FileSource, length: u64, expect: Option<[u8; 32]>) -> io::Result<Encoded> {
+/// Gzip the `length` bytes of `src` (see `compress`); an object's are
+/// read whole first, pinned to its version.
+pub async fn encode(src: Plain, length: u64, expect: Option<[u8; 32]>) -> io::Result<Encoded> {
     if length > ENCODED_MAX {
         return Err(io::Error::other("file too large to compress"));
     }
+    let input = match src {
+        Plain::File(file) => Input::File(file),
+        Plain::Object(object) => Input::Held {
+            bytes: object.read_whole().await.map_err(io::Error::other)?,
+            xor: object.xor,
+        },
+    };
+    tokio::task::spawn_blocking(move || compress(&input, length, expect))
+        .await
+        .map_err(|_| io::Error::other("compression failed"))?
+}
+
+/// Gzip the `length` bytes of `src`, XORed with its mask, reading them in
+/// chunks. With `expect`, the bytes must hash to it and a file must still
+/// be the version of its stamp, else it fails ("file changed"). Blocking.
+fn compress(src: &Input, length: u64, expect: Option<[u8; 32]>) -> io::Result<Encoded> {
+    let changed = || io::Error::other("file changed while being compressed");
+    // a small file's bytes were read whole when it was opened (and an
+    // object's just now): the digest is of that buffer; only a file read
+    // here is checked against its stamp afterwards
+    let (held, file, xor) = match src {
+        Input::File(f) => match f.prefetched.as_ref().and_then(|p| p.slice(0, length)) {
+            Some(bytes) => (bytes, None, f.xor),
+            None => (Bytes::new(), Some(f), f.xor),
+        },
+        Input::Held { bytes, xor } if bytes.len() as u64 == length => (bytes.clone(), None, *xor),
+        Input::Held { .. } => return Err(changed()),
+    };
     // no name, mtime 0: the same bytes on every run and machine
     let mut enc = flate2::GzBuilder::new()
         .mtime(0)
         .write(Vec::new(), flate2::Compression::new(6));
     let mut hash = Sha256::new();
-    // a small file's bytes were read whole when it was opened: its digest is
-    // of that buffer
-    let held = src.prefetched.as_ref().and_then(|p| p.slice(0, length));
     let mut buf = vec![0u8; READ_CHUNK.min(length as usize)];
     let mut pos = 0u64;
     while pos < length {
         let n = (length - pos).min(READ_CHUNK as u64) as usize;
         let chunk = &mut buf[..n];
-        match &held {
-            Some(bytes) => chunk.copy_from_slice(&bytes[pos as usize..pos as usize + n]),
-            None => src.file.read_exact_at(chunk, pos)?,
+        match file {
+            Some(f) => f.file.read_exact_at(chunk, pos)?,
+            None => chunk.copy_from_slice(&held[pos as usize..pos as usize + n]),
         }
-        chunk.iter_mut().for_each(|b| *b ^= src.xor);
+        chunk.iter_mut().for_each(|b| *b ^= xor);
         hash.update(&*chunk);
         enc.write_all(chunk)?;
         pos += n as u64;
     }
-    let changed = || io::Error::other("file changed while being compressed");
-    if held.is_none() && crate::fs::FileStamp::of(&src.file.metadata()?) != src.stamp {
-        return Err(changed());
+    if let Some(f) = file {
+        if crate::fs::FileStamp::of(&f.file.metadata()?) != f.stamp {
+            return Err(changed());
+        }
     }
     if expect.is_some_and(|d| d != <[u8; 32]>::from(hash.finalize())) {
         return Err(changed());
@@ -309,7 +348,9 @@ mod tests {
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (cache, src) = (Arc::clone(&cache), src.clone());
-                tokio::spawn(async move { cache.get(src, 3 << 20, digest).await.unwrap() })
+                tokio::spawn(
+                    async move { cache.get(Plain::File(src), 3 << 20, digest).await.unwrap() },
+                )
             })
             .collect();
         let mut all = Vec::new();
@@ -321,7 +362,7 @@ mod tests {
         assert_eq!(crate::quirks::transform::gunzip(&all[0].gz).unwrap(), data);
         assert_eq!(all[0].sha256, <[u8; 32]>::from(Sha256::digest(&all[0].gz)));
         // later requests are served from the cache
-        cache.get(src, 3 << 20, digest).await.unwrap();
+        cache.get(Plain::File(src), 3 << 20, digest).await.unwrap();
         assert_eq!(cache.compressions(), 1);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.bytes(), all[0].gz.len() as u64);
@@ -339,7 +380,7 @@ mod tests {
                 .take(600)
                 .collect();
             let (f, src, digest) = source(&data);
-            let enc = cache.get(src, 600, digest).await.unwrap();
+            let enc = cache.get(Plain::File(src), 600, digest).await.unwrap();
             sizes.push(enc.gz.len() as u64);
             assert!(cache.bytes() <= 2000, "{}", cache.bytes());
             keep.push((f, digest));
@@ -351,7 +392,7 @@ mod tests {
         let small_budget = Arc::new(GzCache::with_budget(10));
         let (_f, src, digest) = source(&big);
         let enc = small_budget
-            .get(src, big.len() as u64, digest)
+            .get(Plain::File(src), big.len() as u64, digest)
             .await
             .unwrap();
         assert_eq!(crate::quirks::transform::gunzip(&enc.gz).unwrap(), big);
@@ -364,7 +405,10 @@ mod tests {
         let data = text(10_000, 2);
         let (_f, src, _) = source(&data);
         let cache = Arc::new(GzCache::default());
-        let e = cache.get(src.clone(), 10_000, [7; 32]).await.unwrap_err();
+        let e = cache
+            .get(Plain::File(src.clone()), 10_000, [7; 32])
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("changed"), "{e}");
         assert!(cache.is_empty());
         assert!(cache.lock().pending.is_empty());
@@ -373,7 +417,7 @@ mod tests {
         flipped.xor = 0xff;
         let x: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();
         let enc = cache
-            .get(flipped, 10_000, Sha256::digest(&x).into())
+            .get(Plain::File(flipped), 10_000, Sha256::digest(&x).into())
             .await
             .unwrap();
         assert_eq!(crate::quirks::transform::gunzip(&enc.gz).unwrap(), x);

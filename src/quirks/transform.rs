@@ -17,13 +17,15 @@ use axum::response::IntoResponse;
 use sha2::{Digest as _, Sha256};
 
 use super::counters::PathCounters;
-use super::encoded::GzCache;
 pub use super::encoded::ENCODED_MAX;
+use super::encoded::{GzCache, Plain};
 use super::transport::{AfterLimit, Delivery, QuirkBody};
 use super::{Quirk, QuirkSet};
 use crate::body::Source;
 use crate::error::status_text;
 use crate::hashcache::{HashCache, HashError};
+use crate::origin::state::ObjectStates;
+use crate::origin::OriginError;
 use crate::plan::{FileMethod, IgnoredRange, RangeHeader, RequestFacts, ResponsePlan};
 use crate::render::Representation;
 use crate::rfc::etag::EntityTag;
@@ -116,15 +118,17 @@ impl QuirkMode {
     }
 
     /// Bend the representation: which version, which bytes, which validators.
+    /// `hashes` and `objects` (over a store) hash derived versions.
     pub async fn representation(
         &self,
         set: &QuirkSet,
         path: &str,
         mut repr: Representation,
         hashes: &HashCache,
+        objects: Option<&ObjectStates>,
     ) -> Result<Representation, QuirkFailure> {
         if set.has(Quirk::ReplicaFlip) && self.flips.bump(path) % 2 == 0 {
-            repr = second_version(repr, hashes).await?;
+            repr = second_version(repr, hashes, objects).await?;
         }
         if set.has(Quirk::EncodedRange) {
             repr = gzipped(repr, &self.encodings).await?;
@@ -170,28 +174,32 @@ pub enum QuirkFailure {
     /// The file is too large for an in-memory derived version.
     #[error("encoded-range compresses in memory; files over {ENCODED_MAX} bytes are refused")]
     TooLarge,
-    /// The quirk derives a second version of a local file's bytes; over an
-    /// object store it would silently not apply, so it is refused instead.
-    #[error("{0} derives its bytes from a local file; not available over an object store")]
-    NotForObjects(&'static str),
+    /// Reading or hashing an object's derived version failed.
+    #[error(transparent)]
+    Store(#[from] OriginError),
 }
 
 /// replica-flip's other version: every byte XOR 0xff, its own ETag, a day older.
 async fn second_version(
     mut repr: Representation,
     hashes: &HashCache,
+    objects: Option<&ObjectStates>,
 ) -> Result<Representation, QuirkFailure> {
-    let src = match &mut repr.source {
-        Source::File(src) => src,
-        Source::Object(_) => return Err(QuirkFailure::NotForObjects("replica-flip")),
+    let digest = match (&mut repr.source, objects) {
+        (Source::File(src), _) => {
+            src.xor ^= REPLICA_XOR;
+            let hashed = hashes.digest_xor(&src.path, &src.file, src.stamp, src.xor);
+            hashed.await?.digest
+        }
+        (Source::Object(src), Some(objects)) => {
+            src.xor ^= REPLICA_XOR;
+            objects.derived_digest(src).await?
+        }
+        // bytes in memory already derived, or no object states to hash with
         _ => return Ok(repr),
     };
-    src.xor ^= REPLICA_XOR;
-    let digest = hashes
-        .digest_xor(&src.path, &src.file, src.stamp, src.xor)
-        .await?;
-    repr.digest = Some(digest.digest);
-    repr.etag = Some(EntityTag::from_sha256(&digest.digest));
+    repr.digest = Some(digest);
+    repr.etag = Some(EntityTag::from_sha256(&digest));
     repr.last_modified = repr.last_modified.map(|t| t - Duration::from_secs(86400));
     Ok(repr)
 }
@@ -203,8 +211,8 @@ async fn gzipped(
     cache: &Arc<GzCache>,
 ) -> Result<Representation, QuirkFailure> {
     let src = match &repr.source {
-        Source::File(src) => src.clone(),
-        Source::Object(_) => return Err(QuirkFailure::NotForObjects("encoded-range")),
+        Source::File(src) => Plain::File(src.clone()),
+        Source::Object(src) => Plain::Object(src.clone()),
         _ => return Ok(repr),
     };
     if repr.length > ENCODED_MAX {
@@ -213,11 +221,7 @@ async fn gzipped(
     let length = repr.length;
     let enc = match repr.digest {
         Some(digest) => cache.get(src, length, digest).await?,
-        None => Arc::new(
-            tokio::task::spawn_blocking(move || super::encoded::compress(&src, length, None))
-                .await
-                .map_err(std::io::Error::other)??,
-        ),
+        None => Arc::new(super::encoded::encode(src, length, None).await?),
     };
     repr.length = enc.gz.len() as u64;
     repr.source = Source::Memory(enc.gz.clone());
