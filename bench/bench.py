@@ -721,13 +721,30 @@ def touch_all(port, paths, size):
 
 
 def read_etag_cache(path):
-    """rangeserve's --etag-cache file: {absolute path: sha256 hex} (format of src/hashcache.rs)."""
+    """rangeserve's --etag-cache file: {absolute path: sha256 hex}.
+
+    The format is src/persist.rs's: a header, then batches of entry lines
+    (src/hashcache.rs's seven fields) and `- <id>` removals (id: the first
+    16 bytes of the entry line's SHA-256), each closed by `sha256 <hex>`;
+    replayed in order. A torn last batch is skipped, as rangeserve does.
+    """
     with open(path, "rb") as f:
-        lines = f.read().decode("utf-8", "replace").splitlines()
+        lines = f.read().decode("utf-8", "replace").split("\n")
     if not lines or not lines[0].startswith("rangeserve-etag-cache"):
         raise ValueError(f"unexpected header {lines[:1]!r}")
-    out = {}
+    live, batch = {}, []
     for line in lines[1:]:
+        if not line.startswith("sha256 "):
+            batch.append(line)
+            continue
+        for entry in batch:
+            if entry.startswith("- "):
+                live.pop(entry[2:], None)
+            else:
+                live[hashlib.sha256(entry.encode()).hexdigest()[:32]] = entry
+        batch = []
+    out = {}
+    for line in live.values():
         f = line.split(" ")
         if len(f) == 7:
             out[bytes.fromhex(f[6]).decode("utf-8", "replace")] = f[0]

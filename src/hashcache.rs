@@ -72,7 +72,7 @@ const HASH_CHUNK: usize = 256 * 1024;
 const STAMP_CHECK_EVERY: u64 = 64 * 1024 * 1024;
 /// The directory mode's `--etag-cache` file.
 const CACHE_HEADER: Header = Header {
-    format: "rangeserve-etag-cache v1",
+    format: "rangeserve-etag-cache",
     store: None,
 };
 
@@ -391,7 +391,7 @@ impl HashCache {
     /// dropping entries whose file is gone or changed. Failures are logged,
     /// never fatal. Blocking.
     pub fn flush(&self) {
-        persist::flush(self)
+        persist::flush(self);
     }
 }
 
@@ -636,8 +636,9 @@ mod tests {
             );
         }
         let text = persist::encode(&CACHE_HEADER, &cache.entry_lines());
-        let mut entries =
-            persist::decode(text.as_bytes(), &CACHE_HEADER, parse_cache_line).unwrap();
+        let mut entries = persist::decode(text.as_bytes(), &CACHE_HEADER, parse_cache_line)
+            .unwrap()
+            .entries;
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(entries.len(), 2);
         assert_eq!(
@@ -646,7 +647,7 @@ mod tests {
         );
         assert_eq!(entries[1], (PathBuf::from("/x"), stamp(9), [2u8; 32]));
         // the format and its checks are the persist module's (tested there)
-        assert!(text.starts_with("rangeserve-etag-cache v1\n"));
+        assert!(text.starts_with("rangeserve-etag-cache v2\n"));
         assert_eq!(parse_cache_line("00 1 2 3 4 5 2f"), None, "short digest");
         assert_eq!(
             parse_cache_line(&format!("{} 1 2 3 4 5 2f 6", hex::encode([0u8; 32]))),

@@ -490,6 +490,90 @@ fn persistent_cache_survives_restart_and_corruption() {
     assert_validators(&s.get("/f.bin", &[]), &other);
 }
 
+/// `--etag-cache` is an append-only log: once written, each flush appends
+/// what changed since the last (a new digest; a replaced one and the removal
+/// of the old), in place, and a restart reads the replayed state back.
+#[test]
+fn the_persistent_cache_appends_only_what_changed() {
+    let (a, b) = (pattern(1_000_000), pattern(1_100_000));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin"), &a).unwrap();
+    std::fs::write(dir.path().join("b.bin"), &b).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("etags");
+    let config = || Config {
+        etag_cache: Some(cache.clone()),
+        settle_window: Some(Duration::ZERO),
+        ..Config::default()
+    };
+    let hex = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
+    // the flusher writes about a second after a new digest
+    let grown_past = |len: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&cache).unwrap_or_default();
+            if text.len() > len {
+                // let a flush in progress finish
+                std::thread::sleep(Duration::from_millis(200));
+                return std::fs::read_to_string(&cache).unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "cache not written");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cache).unwrap());
+
+    let s = TestServer::start_with(dir.path(), config());
+    assert_validators(&s.get("/a.bin", &[]), &a);
+    let first = grown_past(0);
+    assert!(first.starts_with("rangeserve-etag-cache v2\n"), "{first}");
+    assert!(first.contains(&hex(&a)));
+    let ino = inode();
+
+    assert_validators(&s.get("/b.bin", &[]), &b);
+    let second = grown_past(first.len());
+    let added = second
+        .strip_prefix(first.as_str())
+        .expect("appended, not rewritten");
+    assert_eq!(inode(), ino, "the same file, in place");
+    assert!(
+        added.contains(&hex(&b)) && !added.contains(&hex(&a)),
+        "{added}"
+    );
+    assert_eq!(
+        added.lines().count(),
+        2,
+        "one entry and its checksum: {added}"
+    );
+
+    let mut a2 = a.clone();
+    a2[0] ^= 1;
+    std::fs::write(dir.path().join("a.bin"), &a2).unwrap();
+    assert_validators(&s.get("/a.bin", &[]), &a2);
+    let third = grown_past(second.len());
+    let added = third
+        .strip_prefix(second.as_str())
+        .expect("appended, not rewritten");
+    assert!(added.contains(&hex(&a2)), "{added}");
+    assert!(
+        !added.contains(&hex(&b)),
+        "an unchanged entry is not written again"
+    );
+    assert_eq!(
+        added.lines().filter(|l| l.starts_with("- ")).count(),
+        1,
+        "the old digest of a.bin is removed: {added}"
+    );
+    assert_eq!(inode(), ino);
+    drop(s);
+
+    // a new server reads the replayed log: both digests known, none stale
+    let s = TestServer::start_with(dir.path(), config());
+    assert_validators(&s.get("/a.bin", &[]), &a2);
+    assert_validators(&s.get("/b.bin", &[]), &b);
+    assert_eq!(s.hashes.computed(), 0, "both digests came from the log");
+}
+
 /// A hash computed within the settling window of the file's last change
 /// may be of bytes that a writer changed without moving the stamp: it is
 /// used (with the whole-file body verified as it is sent) but never written

@@ -204,7 +204,7 @@ pub struct ObjectStates {
 /// The object mode's `--etag-cache` file for the store `describe`d.
 fn cache_header(store: String) -> Header {
     Header {
-        format: "rangeserve-object-etag-cache v1",
+        format: "rangeserve-object-etag-cache",
         store: Some(store),
     }
 }
@@ -254,7 +254,7 @@ impl ObjectStates {
     /// Write the cache file now if digests were added since the last write.
     /// Failures are logged, never fatal. Blocking.
     pub fn flush(&self) {
-        persist::flush(self)
+        persist::flush(self);
     }
 
     /// The store.
@@ -710,7 +710,9 @@ mod tests {
         }
         let header = cache_header("memory".into());
         let text = persist::encode(&header, &s.entry_lines());
-        let mut got = persist::decode(text.as_bytes(), &header, parse_cache_line).unwrap();
+        let mut got = persist::decode(text.as_bytes(), &header, parse_cache_line)
+            .unwrap()
+            .entries;
         got.sort_by_key(|(k, _)| k.2);
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].0 .1.etag.as_deref(), Some("\"e 1\""));
@@ -722,8 +724,9 @@ mod tests {
                 text.as_bytes(),
                 &cache_header("s3://other".into()),
                 parse_cache_line
-            ),
-            Err(persist::Unusable::OtherStore)
+            )
+            .unwrap_err(),
+            persist::Unusable::OtherStore
         );
         // the rest of the format's checks are the persist module's (tested there)
         assert_eq!(parse_cache_line("00 1 - - 66"), None, "short digest");
