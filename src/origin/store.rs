@@ -132,8 +132,26 @@ fn origin_error(e: object_store::Error) -> OriginError {
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
             OriginError::Denied(e.to_string())
         }
+        _ if matches!(answered_status(&e), Some(401 | 403)) => OriginError::Denied(e.to_string()),
         _ => OriginError::Unavailable(e.to_string()),
     }
+}
+
+/// What a store's HTTP answer was, for an error the crate reports only as
+/// generic: object_store 0.12 maps 401/403 to `PermissionDenied` for HEAD
+/// and GET but not for a listing, whose error carries the status only in
+/// its text, in a type the crate does not export (`RetryError`'s source,
+/// "Server returned non-2xx status code: 403 Forbidden: ...").
+fn answered_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    const SAID: &str = "Server returned non-2xx status code: ";
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(rest) = err.to_string().strip_prefix(SAID) {
+            return rest.get(..3)?.parse().ok();
+        }
+        next = err.source();
+    }
+    None
 }
 
 impl Origin for StoreOrigin {
@@ -231,6 +249,35 @@ impl Origin for StoreOrigin {
 mod tests {
     use super::*;
 
+    /// An error with a source, as the crate's `RetryError` is.
+    #[derive(Debug)]
+    struct Outer(Box<dyn std::error::Error + Send + Sync>);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "Error performing GET http://s3/b?list-type=2 in 3ms - {}",
+                self.0
+            )
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    /// A generic error whose cause is a store's HTTP answer `status`.
+    fn answered(status: u16) -> object_store::Error {
+        let said = format!("Server returned non-2xx status code: {status} Reason: <Error/>");
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Outer(said.into())),
+        }
+    }
+
     #[test]
     fn store_errors_map_to_ours() {
         use object_store::Error as E;
@@ -278,6 +325,11 @@ mod tests {
                 },
                 "Unavailable",
             ),
+            // a listing's refusal, as object_store 0.12 reports it
+            (answered(403), "Denied"),
+            (answered(401), "Denied"),
+            (answered(503), "Unavailable"),
+            (answered(404), "Unavailable"),
         ];
         for (e, want) in rows {
             let got = format!("{:?}", origin_error(e));
