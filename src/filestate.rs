@@ -14,7 +14,9 @@
 //! swapped into a directory of the path so that it now leads elsewhere) is a
 //! miss, and the request takes the full path (canonicalize, confine, open).
 //! A hit therefore only ever serves the inode that the full path confined
-//! and opened, in the version it was seen in.
+//! and opened, in the version it was seen in. A request for a small range
+//! of a large file reads it (page cache only) before that `stat`, which
+//! then vouches for the bytes too: one `stat` per hit, no `fstat` after.
 //!
 //! Bounded: at most `max_entries` entries (each holds one descriptor) and
 //! `max_bytes` of small-file bytes; the least recently used entries go first.
@@ -26,9 +28,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use crate::fs::{FileStamp, Prefetched};
+use crate::fs::{read_window_cached, FileStamp, Prefetched};
 use crate::hashcache::Digest;
 use crate::render::Rendered;
+use crate::rfc::range::RangeSpec;
 
 /// Default `--open-file-cache`: entries (open descriptors) kept.
 pub const DEFAULT_MAX_ENTRIES: usize = 1000;
@@ -107,6 +110,21 @@ impl FileStates {
     /// One `stat` (cheap for a path whose dentries are cached; it runs on the
     /// caller's thread).
     pub fn get(&self, key: &str) -> Option<Arc<FileState>> {
+        self.get_reading(key, || None).map(|(state, _)| state)
+    }
+
+    /// [`get`](Self::get) for a request whose first range-spec is `want()`
+    /// (asked only of a large file): a small first range of a large file is
+    /// read from the page cache *before* the revalidating `stat`, so that
+    /// one `stat` proves both that the path still leads to this version and
+    /// that the bytes read are of it (a read then a stamp check, as every
+    /// body read is; instead of a `stat` before and an `fstat` after).
+    /// Not for a racy entry, whose bodies are verified against the digest.
+    pub fn get_reading(
+        &self,
+        key: &str,
+        want: impl FnOnce() -> Option<RangeSpec>,
+    ) -> Option<(Arc<FileState>, Option<Prefetched>)> {
         if self.max_entries == 0 {
             return None;
         }
@@ -118,12 +136,18 @@ impl FileStates {
             entry.last_used = now;
             Arc::clone(&entry.state)
         };
+        let read = match (&state.prefetched, state.racy_until) {
+            (None, None) => {
+                want().and_then(|want| read_window_cached(&state.file, state.stamp.size, want))
+            }
+            _ => None,
+        };
         let current = std::fs::metadata(&state.joined)
             .ok()
             .filter(|m| m.is_file())
             .map(|m| FileStamp::of(&m));
         if current == Some(state.stamp) && state.racy_until.is_none_or(|t| SystemTime::now() < t) {
-            return Some(state);
+            return Some((state, read));
         }
         self.forget(key, &state);
         None
@@ -237,6 +261,54 @@ mod tests {
         std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
         assert!(cache.get("/a").is_none());
         assert_eq!(cache.usage(), (0, 0));
+    }
+
+    #[test]
+    fn a_hit_reads_a_small_first_range_of_a_large_file_before_its_stat() {
+        use crate::rfc::range::RangeSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        let mut large = state(dir.path(), "big", 0);
+        std::fs::write(&large.joined, &big).unwrap();
+        let file = File::open(&large.joined).unwrap();
+        large.stamp = FileStamp::of(&file.metadata().unwrap());
+        large.file = Arc::new(file);
+        large.prefetched = None;
+        let cache = FileStates::new(10, 1 << 20);
+        cache.insert("/big", large);
+        let range = RangeSpec::FromTo {
+            first: 300_000,
+            last: Some(300_009),
+        };
+        let (_, read) = cache.get_reading("/big", || Some(range)).unwrap();
+        let read = read.expect("a cached small range is read with the hit");
+        assert_eq!(
+            (read.offset, &read.bytes[..]),
+            (300_000, &big[300_000..300_010])
+        );
+        // no range, or one too large to read inline: the body reads it
+        assert!(cache.get_reading("/big", || None).unwrap().1.is_none());
+        let wide = RangeSpec::FromTo {
+            first: 0,
+            last: Some(100_000),
+        };
+        assert!(cache
+            .get_reading("/big", || Some(wide))
+            .unwrap()
+            .1
+            .is_none());
+        // rewritten (same size): the stat after the read refuses the hit
+        let mut other = big.clone();
+        other[300_000] ^= 1;
+        std::fs::write(dir.path().join("big2"), &other).unwrap();
+        std::fs::rename(dir.path().join("big2"), dir.path().join("big")).unwrap();
+        assert!(cache.get_reading("/big", || Some(range)).is_none());
+        // a small file is held whole: nothing is read, nor the range asked
+        cache.insert("/a", state(dir.path(), "a", 10));
+        let (hit, read) = cache
+            .get_reading("/a", || panic!("not asked of a small file"))
+            .unwrap();
+        assert!(read.is_none() && hit.prefetched.is_some());
     }
 
     #[test]

@@ -555,6 +555,22 @@ impl OpenFile {
     }
 }
 
+/// Of a large file of `size` bytes, the small first range `want` asks for,
+/// read from the page cache only; `None` when there is none, or it is not
+/// all cached. The caller proves the bytes are of its version (a stat after).
+pub fn read_window_cached(file: &File, size: u64, want: RangeSpec) -> Option<Prefetched> {
+    if size <= SMALL_MAX {
+        return None; // a small file is held whole, or read whole at open
+    }
+    let (offset, len) = prefetch_window(size, Some(want))?;
+    let mut buf = vec![0u8; len as usize];
+    read_exact_cached(file, &mut buf, offset).ok()?;
+    Some(Prefetched {
+        offset,
+        bytes: Bytes::from(buf),
+    })
+}
+
 /// `read_exact_at` from the page cache only (`preadv2(RWF_NOWAIT)`): an
 /// `ErrorKind::WouldBlock` error when some page is not cached (or the
 /// kernel cannot tell), rather than waiting for the disk.

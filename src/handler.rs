@@ -160,8 +160,20 @@ async fn serve(
     // A path cached as a file passed the checks below when it was opened,
     // and they depend on nothing else: a hit skips decoding it again.
     if quirks.is_none() {
-        if let Some(state) = app.files.get(raw_path) {
-            return serve_file(app, None, state, None, method, &req.headers, raw_path, None).await;
+        let want = || first_range_spec(method, &req.headers);
+        if let Some((state, first_range)) = app.files.get_reading(raw_path, want) {
+            let headers = &req.headers;
+            return serve_file(
+                app,
+                None,
+                state,
+                first_range,
+                method,
+                headers,
+                raw_path,
+                None,
+            )
+            .await;
         }
     }
     let path = match decode_path(raw_path) {

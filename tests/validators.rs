@@ -490,6 +490,44 @@ fn persistent_cache_survives_restart_and_corruption() {
     assert_validators(&s.get("/f.bin", &[]), &other);
 }
 
+/// A warm small range of a large file is read before the one `stat` that
+/// revalidates the cached file state: each answer is of the version its
+/// ETag names, through same-size rewrites in place and renames over it.
+#[test]
+fn warm_ranges_of_a_large_file_follow_every_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    let mut data = pattern(2_000_000);
+    std::fs::write(&path, &data).unwrap();
+    let s = TestServer::start_with(
+        dir.path(),
+        Config {
+            settle_window: Some(Duration::ZERO),
+            ..Config::default()
+        },
+    );
+    let range = "bytes=1000000-1004095";
+    for round in 0..6u8 {
+        for _ in 0..3 {
+            let res = s.get("/big.bin", &[("Range", range)]);
+            assert_eq!(
+                res.status_line, "HTTP/1.1 206 Partial Content",
+                "round {round}"
+            );
+            assert_eq!(res.body, &data[1_000_000..1_004_096], "round {round}");
+            assert_validators(&res, &data);
+        }
+        data[1_000_000 + usize::from(round)] ^= 0xff;
+        if round % 2 == 0 {
+            std::fs::write(&path, &data).unwrap(); // in place, same size
+        } else {
+            let tmp = dir.path().join("big.tmp");
+            std::fs::write(&tmp, &data).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        }
+    }
+}
+
 /// `--etag-cache` is an append-only log: once written, each flush appends
 /// what changed since the last (a new digest; a replaced one and the removal
 /// of the old), in place, and a restart reads the replayed state back.
