@@ -19,10 +19,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use common::{parse_content_range, parse_multipart, pattern, Conn, RawResponse, TestServer};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, WriteMultipart};
+use sha2::Digest as _;
 
 struct Killed(Child);
 
@@ -52,6 +54,11 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 /// moto on a free loopback port, once it answers; `None` (the test is
 /// skipped) when moto is not installed and not required.
 fn start_moto() -> Option<(Killed, u16)> {
+    start_moto_logging(Stdio::null())
+}
+
+/// [`start_moto`], its request log (one line per request) going to `log`.
+fn start_moto_logging(log: Stdio) -> Option<(Killed, u16)> {
     let installed = Command::new("python3")
         .args(["-c", "import moto.server"])
         .stdout(Stdio::null())
@@ -78,7 +85,7 @@ fn start_moto() -> Option<(Killed, u16)> {
                 &port.to_string(),
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
@@ -342,7 +349,10 @@ const POLICY: &str = r#"{"Version": "2012-10-17", "Statement": [
 
 #[test]
 fn an_object_the_credentials_may_not_read_is_403_over_the_s3_protocol() {
-    let Some((_moto, port)) = start_moto() else {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("moto.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let Some((_moto, port)) = start_moto_logging(Stdio::from(log)) else {
         return;
     };
     create_bucket(port, "bucket");
@@ -350,6 +360,16 @@ fn an_object_the_credentials_may_not_read_is_403_over_the_s3_protocol() {
     put(&store, "pre/open.txt", b"open");
     put(&store, "pre/secret.txt", b"secret");
     put(&store, "pre/sub/inner.txt", b"inner");
+    // a checksummed object: the HEAD that asks for its checksum is signed
+    // too, and passes moto's signature and IAM checks (else it would be read)
+    let summed = pattern(300_000);
+    let sum: [u8; 32] = sha2::Sha256::digest(&summed).into();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(sum);
+    let checksum = [
+        ("x-amz-sdk-checksum-algorithm", "SHA256"),
+        ("x-amz-checksum-sha256", b64.as_str()),
+    ];
+    raw_put(port, "pre/summed.bin", &summed, &checksum);
     iam(port, &[("Action", "CreateUser"), ("UserName", "reader")]);
     iam(
         port,
@@ -372,6 +392,25 @@ fn an_object_the_credentials_may_not_read_is_403_over_the_s3_protocol() {
     // here for a listing the credentials may not make
     let (_server, addr) = rangeserve_as(port, key, secret);
     enforce_iam(port);
+    let mut c = Conn::new(addr);
+    c.send("HEAD", "/summed.bin", &[]);
+    let res = c.read_response(true);
+    assert_eq!(res.status_line, "HTTP/1.1 200 OK");
+    let want = format!("\"{}\"", hex::encode(sum));
+    assert_eq!(res.header("ETag"), Some(want.as_str()));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let asked: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("/bucket/pre/summed.bin") && !l.contains("\"PUT "))
+        .collect();
+    // the metadata HEAD and the checksum HEAD
+    let all_heads = asked
+        .iter()
+        .all(|l| l.contains("\"HEAD ") && l.contains("\" 200 "));
+    assert!(
+        asked.len() >= 2 && all_heads,
+        "only HEADs, all let through: {asked:?}"
+    );
     let refused = get(addr, "/sub/", &[]);
     assert_eq!(refused.status_line, "HTTP/1.1 403 Forbidden");
     assert_eq!(
@@ -392,4 +431,76 @@ fn an_object_the_credentials_may_not_read_is_403_over_the_s3_protocol() {
             "no detail of the store's answer"
         );
     }
+}
+
+/// A raw PUT (moto takes unsigned requests until IAM is enforced) with
+/// `headers`; boto3's way of asking for a SHA-256 checksum included.
+fn raw_put(port: u16, key: &str, data: &[u8], headers: &[(&str, &str)]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!(
+        "PUT /bucket/{key} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        data.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(data).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// An object uploaded with a SHA-256 checksum of its content is not read to
+/// learn its digest: the store's checksum is the ETag (one signed HEAD with
+/// checksum mode, pinned by If-Match). One uploaded without is read once.
+#[test]
+fn a_stored_full_object_sha256_is_the_etag_without_a_read() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("moto.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let Some((_moto, port)) = start_moto_logging(Stdio::from(log)) else {
+        return;
+    };
+    create_bucket(port, "bucket");
+    let summed = pattern(700_000);
+    let plain: Vec<u8> = summed.iter().map(|b| b ^ 0x5a).collect();
+    let sha = |d: &[u8]| -> [u8; 32] { sha2::Sha256::digest(d).into() };
+    let b64 = base64::engine::general_purpose::STANDARD.encode(sha(&summed));
+    raw_put(
+        port,
+        "pre/summed.bin",
+        &summed,
+        &[
+            ("x-amz-sdk-checksum-algorithm", "SHA256"),
+            ("x-amz-checksum-sha256", &b64),
+        ],
+    );
+    raw_put(port, "pre/plain.bin", &plain, &[]);
+    let (_server, addr) = rangeserve(port);
+    let reads = |key: &str| {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        text.lines()
+            .filter(|l| l.contains(&format!("\"GET /bucket/pre/{key}")))
+            .count()
+    };
+    for (name, data) in [("summed.bin", &summed), ("plain.bin", &plain)] {
+        let mut c = Conn::new(addr);
+        c.send("HEAD", &format!("/{name}"), &[]);
+        let res = c.read_response(true);
+        assert_eq!(res.status_line, "HTTP/1.1 200 OK", "{name}");
+        let want = format!("\"{}\"", hex::encode(sha(data)));
+        assert_eq!(res.header("ETag"), Some(want.as_str()), "{name}");
+    }
+    assert_eq!(reads("summed.bin"), 0, "the checksum made a read needless");
+    assert_eq!(
+        reads("plain.bin"),
+        1,
+        "without one, the object is read once"
+    );
+    // and the bytes served under that ETag are the object's
+    let res = get(addr, "/summed.bin", &[("Range", "bytes=600000-600099")]);
+    assert_eq!(res.status_line, "HTTP/1.1 206 Partial Content");
+    assert_eq!(res.body, &summed[600_000..600_100]);
 }

@@ -16,6 +16,8 @@
 //! comes back against it.
 
 pub mod body;
+#[cfg(feature = "object-store")]
+pub mod checksum;
 pub mod serve;
 pub mod state;
 #[cfg(feature = "object-store")]
@@ -170,6 +172,18 @@ pub trait Origin: Send + Sync + 'static {
 
     /// What is served, for log lines and errors (`s3://bucket/prefix`).
     fn describe(&self) -> String;
+
+    /// The SHA-256 of the whole of version `meta`, if the store keeps one
+    /// it vouches for (S3's full-object checksum), learnt without reading
+    /// the object; `None` when it keeps none or cannot say (the object is
+    /// then hashed by reading it). None by default.
+    fn stored_sha256<'a>(
+        &'a self,
+        _key: &'a Key,
+        _meta: &'a ObjectMeta,
+    ) -> BoxFuture<'a, Option<crate::hashcache::Digest>> {
+        Box::pin(async { None })
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@
 //! Repr-Digest come, identical to the directory mode's for the same bytes)
 //! are computed by streaming the whole object once, on a hash thread,
 //! single-flight: concurrent first requests for one version wait for one
-//! pass. They are kept keyed by (key, store version, size), so a HEAD that
+//! pass; unless the store keeps a full-object SHA-256 of that version
+//! ([`super::Origin::stored_sha256`], S3's checksum), which is taken as it
+//! is, without reading the object. They are kept keyed by (key, store version, size), so a HEAD that
 //! finds the same version reuses the digest. A small object (up to
 //! [`SMALL_MAX`]) is read whole instead, hashed from that buffer and served
 //! from it: its bytes and digest agree by construction.
@@ -430,8 +432,24 @@ impl ObjectStates {
         // another request waits for it; that one then starts it again.
         let digest = cell
             .get_or_try_init(|| async {
-                let _permit = self.jobs.acquire().await.expect("never closed");
-                let digest = hash_object(&*self.origin, key, meta, xor).await?;
+                // a checksum the store keeps of this very version: no read
+                let stored = match xor {
+                    0 => self.origin.stored_sha256(key, meta).await,
+                    _ => None,
+                };
+                let digest = match stored {
+                    Some(digest) => {
+                        tracing::debug!(
+                            key = key.as_str(),
+                            "digest: the store's full-object SHA-256"
+                        );
+                        digest
+                    }
+                    None => {
+                        let _permit = self.jobs.acquire().await.expect("never closed");
+                        hash_object(&*self.origin, key, meta, xor).await?
+                    }
+                };
                 if let (Some(file), 0) = (&self.persist, xor) {
                     file.mark_dirty();
                 }

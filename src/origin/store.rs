@@ -23,6 +23,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, RetryConfig};
 
+use super::checksum::S3Checksums;
 use super::{ByteStream, Key, Listed, ObjectMeta, Origin, OriginError, StoreVersion};
 
 /// Why a store URL cannot be served.
@@ -44,6 +45,8 @@ pub enum StoreUrlError {
 /// An object store and the key prefix served from it.
 pub struct StoreOrigin {
     store: Arc<dyn ObjectStore>,
+    /// Where the store is S3: how to ask it for stored checksums.
+    checksums: Option<S3Checksums>,
     /// The prefix, without leading or trailing `/` (empty: the whole bucket).
     prefix: String,
     describe: String,
@@ -63,6 +66,7 @@ impl StoreOrigin {
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, describe: impl Into<String>) -> Self {
         StoreOrigin {
             store,
+            checksums: None,
             prefix: prefix.trim_matches('/').to_string(),
             describe: describe.into(),
         }
@@ -74,12 +78,17 @@ impl StoreOrigin {
         use object_store::ObjectStoreScheme as S;
         let parsed = url::Url::parse(url).map_err(|_| StoreUrlError::Scheme(url.into()))?;
         let (scheme, prefix) = S::parse(&parsed).map_err(|_| StoreUrlError::Scheme(url.into()))?;
+        let mut checksums = None;
         let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match scheme {
-            S::AmazonS3 => object_store::aws::AmazonS3Builder::from_env()
-                .with_url(url)
-                .with_retry(retry())
-                .build()
-                .map(|s| Arc::new(s) as _),
+            S::AmazonS3 => {
+                let builder = object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(url)
+                    .with_retry(retry());
+                builder.clone().build().map(|s3| {
+                    checksums = S3Checksums::new(&parsed, &builder, &s3);
+                    Arc::new(s3) as _
+                })
+            }
             S::GoogleCloudStorage => object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
                 .with_retry(retry())
@@ -97,7 +106,11 @@ impl StoreOrigin {
             source,
         })?;
         let prefix = prefix.as_ref().to_string();
-        Ok(StoreOrigin::new(store, &prefix, url.trim_end_matches('/')))
+        let origin = StoreOrigin::new(store, &prefix, url.trim_end_matches('/'));
+        Ok(StoreOrigin {
+            checksums,
+            ..origin
+        })
     }
 
     /// The store's path of `key`. Taken as it is (`Path::parse`), not
@@ -242,6 +255,18 @@ impl Origin for StoreOrigin {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn stored_sha256<'a>(
+        &'a self,
+        key: &'a Key,
+        meta: &'a ObjectMeta,
+    ) -> BoxFuture<'a, Option<crate::hashcache::Digest>> {
+        Box::pin(async move {
+            let checksums = self.checksums.as_ref()?;
+            let location = self.location(key).ok()?;
+            checksums.sha256(&location, meta).await
+        })
     }
 }
 
