@@ -5,7 +5,9 @@
 //! matrix byte-for-byte, ETags equal to the directory mode's, an object
 //! replaced mid-response aborting it, 404, and 503 once the store is gone;
 //! and, with moto enforcing IAM, 403 for an object the credentials may not
-//! read.
+//! read and for a refused listing; an object uploaded with a SHA-256
+//! checksum served without being read; two rangeserve processes over one
+//! bucket, a download resumed across them.
 //!
 //! Without moto the test says so and passes, unless RANGESERVE_REQUIRE_MOTO
 //! is set (CI sets it): then it fails.
@@ -503,4 +505,55 @@ fn a_stored_full_object_sha256_is_the_etag_without_a_read() {
     let res = get(addr, "/summed.bin", &[("Range", "bytes=600000-600099")]);
     assert_eq!(res.status_line, "HTTP/1.1 206 Partial Content");
     assert_eq!(res.body, &summed[600_000..600_100]);
+}
+
+/// Two rangeserve processes over one bucket (an object uploaded in parts,
+/// whose S3 ETag is an md5-of-md5s) answer alike, a download started on one
+/// resumes with If-Range on the other, and once the object is replaced the
+/// same resume gets the whole new object.
+#[test]
+fn two_replica_processes_over_one_bucket_agree_and_a_download_resumes_across_them() {
+    let Some((_moto, port)) = start_moto() else {
+        return;
+    };
+    create_bucket(port, "bucket");
+    let store = client(port);
+    let data: Vec<u8> = pattern(11 << 20).iter().map(|b| b ^ 0x77).collect();
+    put_multipart(&store, "pre/f.bin", &data);
+    let (_a, a) = rangeserve(port);
+    let (_b, b) = rangeserve(port);
+    let head = |addr| {
+        let mut c = Conn::new(addr);
+        c.send("HEAD", "/f.bin", &[]);
+        c.read_response(true)
+    };
+    let (head_a, head_b) = (head(a), head(b));
+    let etag = head_a.header("ETag").unwrap().to_string();
+    let sha: [u8; 32] = sha2::Sha256::digest(&data).into();
+    assert_eq!(etag, format!("\"{}\"", hex::encode(sha)));
+    assert_eq!(head_b.header("ETag"), Some(etag.as_str()));
+    assert_eq!(head_a.header("Repr-Digest"), head_b.header("Repr-Digest"));
+    // the first 4 MB from replica a, the rest from b
+    let first = get(a, "/f.bin", &[("Range", "bytes=0-3999999")]);
+    assert_eq!(first.status_line, "HTTP/1.1 206 Partial Content");
+    let rest = get(
+        b,
+        "/f.bin",
+        &[("If-Range", &etag), ("Range", "bytes=4000000-")],
+    );
+    assert_eq!(rest.status_line, "HTTP/1.1 206 Partial Content");
+    let mut stitched = first.body.clone();
+    stitched.extend_from_slice(&rest.body);
+    assert_eq!(<[u8; 32]>::from(sha2::Sha256::digest(&stitched)), sha);
+    // replaced in the bucket: the same resume now gets the whole new object
+    let new: Vec<u8> = data.iter().rev().copied().collect();
+    put(&store, "pre/f.bin", &new);
+    let again = get(
+        b,
+        "/f.bin",
+        &[("If-Range", &etag), ("Range", "bytes=4000000-")],
+    );
+    assert_eq!(again.status_line, "HTTP/1.1 200 OK");
+    assert!(again.body == new);
+    assert_ne!(again.header("ETag"), Some(etag.as_str()));
 }
