@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::etag::{strong_eq, weak_eq, EntityTag, TagList};
+use super::etag::{strong_eq, weak_eq, written_as, EntityTag, TagList};
 
 /// The method, as far as preconditions care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +135,12 @@ fn list_matches(
     current: Option<&EntityTag>,
     cmp: fn(&EntityTag, &EntityTag) -> bool,
 ) -> bool {
+    if let Some(current) = current {
+        if written_as(value.trim_matches([' ', '\t']), current) {
+            // the one tag in the list is `current` itself
+            return cmp(current, current);
+        }
+    }
     match (TagList::parse(value), current) {
         (Ok(TagList::Any), _) => true, // the file exists, whether or not it has a tag
         (Ok(list), Some(current)) => list.matches(current, cmp),

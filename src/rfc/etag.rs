@@ -46,6 +46,21 @@ impl fmt::Display for EntityTag {
     }
 }
 
+/// True when the field value `v` (OWS already trimmed) is exactly `tag` as
+/// it is written: a list of that one tag, told without parsing or
+/// allocating (the common case: a client echoing the tag it was sent).
+pub fn written_as(v: &str, tag: &EntityTag) -> bool {
+    let v = match (tag.weak, v.strip_prefix("W/")) {
+        (true, Some(rest)) => rest,
+        (false, None) => v,
+        _ => return false,
+    };
+    v.len() == tag.opaque.len() + 2
+        && v.starts_with('"')
+        && v.ends_with('"')
+        && v[1..v.len() - 1] == tag.opaque
+}
+
 /// Strong comparison (8.8.3.2): both strong and the opaque parts equal.
 pub fn strong_eq(a: &EntityTag, b: &EntityTag) -> bool {
     !a.weak && !b.weak && a.opaque == b.opaque
@@ -142,6 +157,31 @@ mod tests {
         EntityTag {
             weak: true,
             opaque: o.into(),
+        }
+    }
+
+    #[test]
+    fn written_as_is_exactly_the_one_tag_and_agrees_with_parsing() {
+        #[rustfmt::skip]
+        let rows: [(&str, EntityTag, bool); 11] = [
+            ("\"abc\"", s("abc"), true),
+            ("W/\"abc\"", w("abc"), true),
+            ("W/\"abc\"", s("abc"), false), // weakness differs
+            ("\"abc\"", w("abc"), false),
+            ("\"abd\"", s("abc"), false),
+            ("\"abc\", \"x\"", s("abc"), false), // a list: parsed instead
+            ("\"abc", s("abc"), false),
+            ("abc\"", s("abc"), false),
+            ("\"ab\"", s("abc"), false),
+            ("\"\"", s(""), true),
+            ("\"é\"", s("é"), true),
+        ];
+        for (v, tag, want) in rows {
+            assert_eq!(written_as(v, &tag), want, "{v} {tag}");
+            if want {
+                // the fast path never says more than the parser
+                assert_eq!(EntityTag::parse(v).unwrap(), tag, "{v}");
+            }
         }
     }
 
