@@ -100,6 +100,32 @@ fn start_moto_logging(log: Stdio) -> Option<(Killed, u16)> {
     Some((child, port))
 }
 
+/// moto's request log: one line per request (`"GET /bucket/key HTTP/1.1" 200`).
+struct MotoLog {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl MotoLog {
+    /// moto, as [`start_moto`], logging its requests.
+    fn start() -> Option<(Killed, u16, MotoLog)> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moto.log");
+        let file = std::fs::File::create(&path).unwrap();
+        let (moto, port) = start_moto_logging(Stdio::from(file))?;
+        Some((moto, port, MotoLog { _dir: dir, path }))
+    }
+
+    /// The requests for `key` in the bucket, other than PUTs.
+    fn asked(&self, key: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.path).unwrap();
+        text.lines()
+            .filter(|l| l.contains(&format!(" /bucket/{key} ")) && !l.contains("\"PUT "))
+            .map(String::from)
+            .collect()
+    }
+}
+
 /// moto accepts unsigned requests: a bare PUT creates the bucket.
 fn create_bucket(port: u16, bucket: &str) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -351,10 +377,7 @@ const POLICY: &str = r#"{"Version": "2012-10-17", "Statement": [
 
 #[test]
 fn an_object_the_credentials_may_not_read_is_403_over_the_s3_protocol() {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("moto.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let Some((_moto, port)) = start_moto_logging(Stdio::from(log)) else {
+    let Some((_moto, port, log)) = MotoLog::start() else {
         return;
     };
     create_bucket(port, "bucket");
@@ -364,14 +387,7 @@ fn an_object_the_credentials_may_not_read_is_403_over_the_s3_protocol() {
     put(&store, "pre/sub/inner.txt", b"inner");
     // a checksummed object: the HEAD that asks for its checksum is signed
     // too, and passes moto's signature and IAM checks (else it would be read)
-    let summed = pattern(300_000);
-    let sum: [u8; 32] = sha2::Sha256::digest(&summed).into();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(sum);
-    let checksum = [
-        ("x-amz-sdk-checksum-algorithm", "SHA256"),
-        ("x-amz-checksum-sha256", b64.as_str()),
-    ];
-    raw_put(port, "pre/summed.bin", &summed, &checksum);
+    let sum = put_with_sha256(port, "pre/summed.bin", &pattern(300_000));
     iam(port, &[("Action", "CreateUser"), ("UserName", "reader")]);
     iam(
         port,
@@ -400,11 +416,7 @@ fn an_object_the_credentials_may_not_read_is_403_over_the_s3_protocol() {
     assert_eq!(res.status_line, "HTTP/1.1 200 OK");
     let want = format!("\"{}\"", hex::encode(sum));
     assert_eq!(res.header("ETag"), Some(want.as_str()));
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    let asked: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("/bucket/pre/summed.bin") && !l.contains("\"PUT "))
-        .collect();
+    let asked = log.asked("pre/summed.bin");
     // the metadata HEAD and the checksum HEAD
     let all_heads = asked
         .iter()
@@ -454,38 +466,37 @@ fn raw_put(port: u16, key: &str, data: &[u8], headers: &[(&str, &str)]) {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// PUT `data` at `key` with a SHA-256 checksum, as boto3 asks for one; the
+/// digest.
+fn put_with_sha256(port: u16, key: &str, data: &[u8]) -> [u8; 32] {
+    let sum: [u8; 32] = sha2::Sha256::digest(data).into();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(sum);
+    let checksum = [
+        ("x-amz-sdk-checksum-algorithm", "SHA256"),
+        ("x-amz-checksum-sha256", b64.as_str()),
+    ];
+    raw_put(port, key, data, &checksum);
+    sum
+}
+
 /// An object uploaded with a SHA-256 checksum of its content is not read to
 /// learn its digest: the store's checksum is the ETag (one signed HEAD with
 /// checksum mode, pinned by If-Match). One uploaded without is read once.
 #[test]
 fn a_stored_full_object_sha256_is_the_etag_without_a_read() {
-    let log_dir = tempfile::tempdir().unwrap();
-    let log_path = log_dir.path().join("moto.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let Some((_moto, port)) = start_moto_logging(Stdio::from(log)) else {
+    let Some((_moto, port, log)) = MotoLog::start() else {
         return;
     };
     create_bucket(port, "bucket");
     let summed = pattern(700_000);
     let plain: Vec<u8> = summed.iter().map(|b| b ^ 0x5a).collect();
     let sha = |d: &[u8]| -> [u8; 32] { sha2::Sha256::digest(d).into() };
-    let b64 = base64::engine::general_purpose::STANDARD.encode(sha(&summed));
-    raw_put(
-        port,
-        "pre/summed.bin",
-        &summed,
-        &[
-            ("x-amz-sdk-checksum-algorithm", "SHA256"),
-            ("x-amz-checksum-sha256", &b64),
-        ],
-    );
+    put_with_sha256(port, "pre/summed.bin", &summed);
     raw_put(port, "pre/plain.bin", &plain, &[]);
     let (_server, addr) = rangeserve(port);
     let reads = |key: &str| {
-        let text = std::fs::read_to_string(&log_path).unwrap();
-        text.lines()
-            .filter(|l| l.contains(&format!("\"GET /bucket/pre/{key}")))
-            .count()
+        let asked = log.asked(&format!("pre/{key}"));
+        asked.iter().filter(|l| l.contains("\"GET ")).count()
     };
     for (name, data) in [("summed.bin", &summed), ("plain.bin", &plain)] {
         let mut c = Conn::new(addr);

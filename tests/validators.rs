@@ -426,6 +426,17 @@ fn small_files_reopened_take_a_settled_digest_and_never_a_stale_one() {
     }
 }
 
+/// A server keeping its digests in `cache`. Only settled hashes are
+/// persisted: a hash settles at once here (a racy one is never written;
+/// see racy_hashes_are_not_persisted).
+fn persisted_in(cache: &std::path::Path) -> Config {
+    Config {
+        etag_cache: Some(cache.to_path_buf()),
+        settle_window: Some(Duration::ZERO),
+        ..Config::default()
+    }
+}
+
 #[test]
 fn persistent_cache_survives_restart_and_corruption() {
     // larger than fs::SMALL_MAX: a small file is hashed from the buffer it
@@ -435,13 +446,7 @@ fn persistent_cache_survives_restart_and_corruption() {
     std::fs::write(dir.path().join("f.bin"), &data).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = cache_dir.path().join("etags");
-    // only settled hashes are persisted: let a hash settle at once here
-    // (a racy one is never written; see racy_hashes_are_not_persisted)
-    let config = || Config {
-        etag_cache: Some(cache.clone()),
-        settle_window: Some(Duration::ZERO),
-        ..Config::default()
-    };
+    let config = || persisted_in(&cache);
 
     let s = TestServer::start_with(dir.path(), config());
     assert_validators(&s.get("/f.bin", &[]), &data);
@@ -539,11 +544,7 @@ fn the_persistent_cache_appends_only_what_changed() {
     std::fs::write(dir.path().join("b.bin"), &b).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = cache_dir.path().join("etags");
-    let config = || Config {
-        etag_cache: Some(cache.clone()),
-        settle_window: Some(Duration::ZERO),
-        ..Config::default()
-    };
+    let config = || persisted_in(&cache);
     let hex = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
     // the flusher writes about a second after a new digest
     let grown_past = |len: usize| {
