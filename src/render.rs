@@ -293,7 +293,7 @@ fn with_payload(
         BodyPlan::Single(range) => {
             let content_range = ContentRange::Bytes { range, length };
             set_type(&mut h);
-            h.insert(CONTENT_RANGE, header_value(content_range.to_string()));
+            h.insert(CONTENT_RANGE, header_value(content_range.value()));
             (StatusCode::PARTIAL_CONTENT, vec![Segment::Slice(range)])
         }
         BodyPlan::Multi(ranges) => {
@@ -304,7 +304,7 @@ fn with_payload(
         }
         BodyPlan::Unsatisfiable => {
             let content_range = ContentRange::Unsatisfied { length };
-            h.insert(CONTENT_RANGE, header_value(content_range.to_string()));
+            h.insert(CONTENT_RANGE, header_value(content_range.value()));
             return text(h, StatusCode::RANGE_NOT_SATISFIABLE, method);
         }
     };

@@ -322,17 +322,53 @@ impl ContentRange {
     }
 }
 
-impl fmt::Display for ContentRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ContentRange {
+    /// The field value, built directly (it goes on every 206 and each part
+    /// of a multipart body: cheaper than the formatting machinery).
+    pub fn value(&self) -> String {
+        let mut s = String::with_capacity(64);
+        s.push_str("bytes ");
         match self {
             ContentRange::Bytes { range, length } => {
-                write!(f, "bytes {}-{}/{}", range.start, range.end, length)
+                push_decimal(&mut s, range.start);
+                s.push('-');
+                push_decimal(&mut s, range.end);
+                s.push('/');
+                push_decimal(&mut s, *length);
             }
-            ContentRange::Unsatisfied { length } => write!(f, "bytes */{length}"),
+            ContentRange::Unsatisfied { length } => {
+                s.push_str("*/");
+                push_decimal(&mut s, *length);
+            }
             ContentRange::BytesOfUnknownLength { range } => {
-                write!(f, "bytes {}-{}/*", range.start, range.end)
+                push_decimal(&mut s, range.start);
+                s.push('-');
+                push_decimal(&mut s, range.end);
+                s.push_str("/*");
             }
         }
+        s
+    }
+}
+
+/// Append `n` in decimal.
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+impl fmt::Display for ContentRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value())
     }
 }
 
@@ -537,6 +573,17 @@ mod tests {
             ContentRange::Unsatisfied { length: 1234 }.to_string(),
             "bytes */1234"
         );
+        let unknown = ContentRange::BytesOfUnknownLength { range: r(0, 9) };
+        assert_eq!(unknown.value(), "bytes 0-9/*");
+        // every value formats back to what parses to it, up to u64::MAX
+        for (start, end, length) in [(0, 0, 1), (9, 10, 11), (0, u64::MAX - 1, u64::MAX)] {
+            let cr = ContentRange::Bytes {
+                range: r(start, end),
+                length,
+            };
+            assert_eq!(cr.value(), format!("bytes {start}-{end}/{length}"));
+            assert_eq!(ContentRange::parse(&cr.value()), Ok(cr));
+        }
     }
 }
 
