@@ -160,7 +160,11 @@ async fn serve(
     // A path cached as a file passed the checks below when it was opened,
     // and they depend on nothing else: a hit skips decoding it again.
     if quirks.is_none() {
-        let want = || first_range_spec(method, &req.headers);
+        // a hint of what to read with the hit; the plan decides what is sent
+        let want = || match method {
+            FileMethod::Get => range::first_spec(req.headers.get(RANGE)?.to_str().ok()?),
+            FileMethod::Head => None,
+        };
         if let Some((state, first_range)) = app.files.get_reading(raw_path, want) {
             let headers = &req.headers;
             return serve_file(

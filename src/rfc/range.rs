@@ -81,6 +81,21 @@ pub fn parse(value: &str) -> Result<Vec<RangeSpec>, RangeParseError> {
     Ok(specs)
 }
 
+/// The first range-spec of a Range value, if it has one that parses (a
+/// hint for what to read ahead: the rest of the value is not checked, and
+/// [`parse`] decides what is served). No allocation.
+pub fn first_spec(value: &str) -> Option<RangeSpec> {
+    let (unit, set) = value.split_once('=')?;
+    if !unit.trim_matches(is_ows).eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let element = set
+        .split(',')
+        .map(|e| e.trim_matches(is_ows))
+        .find(|e| !e.is_empty())?;
+    parse_spec(element).ok()
+}
+
 fn is_ows(c: char) -> bool {
     c == ' ' || c == '\t'
 }
@@ -388,6 +403,29 @@ mod tests {
     }
 
     type ParseResult = Result<Vec<RangeSpec>, RangeParseError>;
+
+    #[test]
+    fn first_spec_is_the_first_element_that_parse_gives() {
+        #[rustfmt::skip]
+        let rows: &[(&str, Option<RangeSpec>)] = &[
+            ("bytes=0-499", Some(ft(0, 499))),
+            ("bytes=500-", Some(from(500))),
+            ("bytes=-500", Some(Suffix(500))),
+            ("bytes= , 5-9,0-0", Some(ft(5, 9))),
+            ("BYTES=1-2", Some(ft(1, 2))),
+            ("bytes=9-5", None),
+            ("bytes=", None),
+            ("items=0-1", None),
+            ("0-1", None),
+            ("bytes=x-1", None),
+        ];
+        for (value, want) in rows {
+            assert_eq!(first_spec(value), *want, "{value}");
+            if let Ok(specs) = parse(value) {
+                assert_eq!(Some(specs[0]), *want, "{value}: parse agrees");
+            }
+        }
+    }
 
     #[test]
     fn parse_table() {
