@@ -51,20 +51,38 @@ pub struct MultipartPlan {
 /// `boundary` must be a valid RFC 2046 boundary that does not occur in the
 /// content; callers use a fresh random one per response.
 pub fn plan(boundary: &str, part_type: &str, ranges: &[ByteRange], length: u64) -> MultipartPlan {
-    let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);
+    // All the framing in one buffer, each piece a slice of it.
+    let per_part = boundary.len() + part_type.len() + 96;
+    let mut framing = String::with_capacity(ranges.len() * per_part + boundary.len() + 8);
+    let mut ends = Vec::with_capacity(ranges.len() + 1);
     for (i, &range) in ranges.iter().enumerate() {
         // The CRLF before a boundary belongs to the delimiter (RFC 2046 5.1.1).
-        let lead = if i == 0 { "" } else { "\r\n" };
-        let content_range = ContentRange::Bytes { range, length };
-        let header = format!(
-            "{lead}--{boundary}\r\nContent-Type: {part_type}\r\nContent-Range: {content_range}\r\n\r\n"
-        );
-        segments.push(Segment::Static(Bytes::from(header)));
-        segments.push(Segment::Slice(range));
+        if i > 0 {
+            framing.push_str("\r\n");
+        }
+        framing.push_str("--");
+        framing.push_str(boundary);
+        framing.push_str("\r\nContent-Type: ");
+        framing.push_str(part_type);
+        framing.push_str("\r\nContent-Range: ");
+        ContentRange::Bytes { range, length }.write_value(&mut framing);
+        framing.push_str("\r\n\r\n");
+        ends.push(framing.len());
     }
-    segments.push(Segment::Static(Bytes::from(format!(
-        "\r\n--{boundary}--\r\n"
-    ))));
+    framing.push_str("\r\n--");
+    framing.push_str(boundary);
+    framing.push_str("--\r\n");
+    ends.push(framing.len());
+    let framing = Bytes::from(framing);
+    let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);
+    let mut start = 0;
+    for (i, end) in ends.into_iter().enumerate() {
+        segments.push(Segment::Static(framing.slice(start..end)));
+        if let Some(&range) = ranges.get(i) {
+            segments.push(Segment::Slice(range));
+        }
+        start = end;
+    }
     let content_length = segments.iter().map(Segment::len).sum();
     MultipartPlan {
         content_type: format!("multipart/byteranges; boundary={boundary}"),

@@ -342,27 +342,32 @@ impl ContentRange {
     /// of a multipart body: cheaper than the formatting machinery).
     pub fn value(&self) -> String {
         let mut s = String::with_capacity(64);
+        self.write_value(&mut s);
+        s
+    }
+
+    /// Append the field value to `s`.
+    pub fn write_value(&self, s: &mut String) {
         s.push_str("bytes ");
         match self {
             ContentRange::Bytes { range, length } => {
-                push_decimal(&mut s, range.start);
+                push_decimal(s, range.start);
                 s.push('-');
-                push_decimal(&mut s, range.end);
+                push_decimal(s, range.end);
                 s.push('/');
-                push_decimal(&mut s, *length);
+                push_decimal(s, *length);
             }
             ContentRange::Unsatisfied { length } => {
                 s.push_str("*/");
-                push_decimal(&mut s, *length);
+                push_decimal(s, *length);
             }
             ContentRange::BytesOfUnknownLength { range } => {
-                push_decimal(&mut s, range.start);
+                push_decimal(s, range.start);
                 s.push('-');
-                push_decimal(&mut s, range.end);
+                push_decimal(s, range.end);
                 s.push_str("/*");
             }
         }
-        s
     }
 }
 
@@ -378,7 +383,7 @@ fn push_decimal(s: &mut String, mut n: u64) {
             break;
         }
     }
-    s.extend(digits[at..].iter().map(|&d| char::from(d)));
+    s.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 impl fmt::Display for ContentRange {
