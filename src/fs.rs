@@ -613,14 +613,17 @@ fn reopen_regular(
         return Ok(None);
     }
     let file = match File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())) {
-        Ok(f) => f,
+        // The very inode `checked` describes (a descriptor's magic link
+        // cannot name another): `checked` stands for it. A change since
+        // shows in the stamp check after the read that every caller makes.
+        Ok(f) => return Ok(Some((f, checked.clone()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)?,
         Err(e) => return Err(e),
     };
-    // the same inode as checked (or, without /proc, still a regular file)
+    // without /proc: still a regular file, and the same inode as checked
     let meta = file.metadata()?;
     if !meta.is_file() || meta.ino() != checked.ino() || meta.dev() != checked.dev() {
         return Ok(None);

@@ -383,20 +383,23 @@ async fn file_state(
     let mut attempt = 1;
     let hashed = loop {
         if let Some(bytes) = file.prefetched.as_ref().filter(|_| file.whole) {
-            // A settled digest of this version vouches for bytes read in it:
-            // a stamp taken after the read that still equals the one taken
-            // before says they are (the same trust as any large file's reads).
-            if let Some(digest) = app.hashes.known_settled(&file.path, file.stamp) {
-                if file
-                    .file
-                    .metadata()
-                    .is_ok_and(|m| FileStamp::of(&m) == file.stamp)
-                {
-                    break Hashed {
-                        digest,
-                        settled: true,
-                    };
-                }
+            // A stamp taken after the read that still equals the one taken
+            // before says the bytes are of that version (the same trust as
+            // any large file's reads): then a settled digest of the version
+            // vouches for them, and one made from them may be kept for it.
+            let unchanged = file
+                .file
+                .metadata()
+                .is_ok_and(|m| FileStamp::of(&m) == file.stamp);
+            if let Some(digest) = app
+                .hashes
+                .known_settled(&file.path, file.stamp)
+                .filter(|_| unchanged)
+            {
+                break Hashed {
+                    digest,
+                    settled: true,
+                };
             }
             app.hashes.count_computed(file.stamp.size);
             // Of the very bytes held and served: they always agree. Still, a
@@ -419,7 +422,9 @@ async fn file_state(
                 digest,
                 settled: crate::hashcache::settled(&file.stamp, read_at, window),
             };
-            app.hashes.remember(&file.path, file.stamp, hashed);
+            if unchanged {
+                app.hashes.remember(&file.path, file.stamp, hashed);
+            }
             break hashed;
         }
         match app.hashes.digest(&file.path, &file.file, file.stamp).await {
