@@ -368,11 +368,13 @@ impl CacheFile {
         if added.is_empty() && gone.is_empty() && log.seen.is_some() {
             return Ok(Wrote::Nothing);
         }
-        let whole = encode(&self.header, entries);
+        // the whole file's length (header, entries, checksum line): known
+        // without building and hashing it, which only a rewrite needs
+        let whole_len = self.header.line().len() + 1 + entries.len() + SUM.len() + 64 + 1;
         let appended = match log.seen {
             Some(seen) => {
                 let more = batch(&added, &gone);
-                let limit = 2 * whole.len() as u64 + COMPACT_SLACK;
+                let limit = 2 * whole_len as u64 + COMPACT_SLACK;
                 if seen.len + more.len() as u64 <= limit {
                     log.seen = None; // until the append is known whole
                     append(&self.path, seen, more.as_bytes())?
@@ -390,6 +392,7 @@ impl CacheFile {
             }
             None => {
                 log.seen = None;
+                let whole = encode(&self.header, entries);
                 let seen = write_atomically(&self.path, whole.as_bytes())?;
                 log.seen = Some(seen);
                 Wrote::Rewritten(seen.len)
@@ -710,6 +713,17 @@ mod tests {
             999,
             "1000 + 1 - 2"
         );
+    }
+
+    #[test]
+    fn a_rewrite_is_as_long_as_the_limit_reckons() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, _) = Lines::load(&dir.path().join("etags"));
+        let many: String = (0..100).map(entry).collect();
+        let reckoned =
+            cache.0.as_ref().unwrap().header.line().len() + 1 + many.len() + SUM.len() + 65;
+        assert_eq!(encode(&DIR, &many).len(), reckoned);
+        assert_eq!(cache.set(&many), Some(Wrote::Rewritten(reckoned as u64)));
     }
 
     #[test]
