@@ -11,11 +11,6 @@ use rangeserve::config::LogFormat;
 use rangeserve::Server;
 use tracing_subscriber::EnvFilter;
 
-// Measured in bench/: fewer instructions per request than glibc malloc on the
-// warm paths, and no malloc_consolidate stalls when small-file buffers churn.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // `rangeserve probe URL` diagnoses another server; a directory named
     // `probe` is served as `rangeserve ./probe`
