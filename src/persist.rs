@@ -148,6 +148,12 @@ pub fn encode(header: &Header, entries: &str) -> String {
     format!("{}\n{}", header.line(), batch(&lines, &[]))
 }
 
+/// `encode(header, entries).len()` for `entries` of whole lines, each ending
+/// in `\n`, reckoned without building (and hashing) the text.
+fn encoded_len(header: &Header, entries: &str) -> usize {
+    header.line().len() + 1 + entries.len() + SUM.len() + 64 + 1
+}
+
 /// A file replayed: its live entry lines in the order they came, and
 /// whether it may be appended to as it is.
 struct Replayed<'a> {
@@ -368,9 +374,8 @@ impl CacheFile {
         if added.is_empty() && gone.is_empty() && log.seen.is_some() {
             return Ok(Wrote::Nothing);
         }
-        // the whole file's length (header, entries, checksum line): known
-        // without building and hashing it, which only a rewrite needs
-        let whole_len = self.header.line().len() + 1 + entries.len() + SUM.len() + 64 + 1;
+        // only a rewrite needs the whole text built and hashed
+        let whole_len = encoded_len(&self.header, entries);
         let appended = match log.seen {
             Some(seen) => {
                 let more = batch(&added, &gone);
@@ -720,8 +725,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (cache, _) = Lines::load(&dir.path().join("etags"));
         let many: String = (0..100).map(entry).collect();
-        let reckoned =
-            cache.0.as_ref().unwrap().header.line().len() + 1 + many.len() + SUM.len() + 65;
+        let reckoned = encoded_len(&cache.0.as_ref().unwrap().header, &many);
         assert_eq!(encode(&DIR, &many).len(), reckoned);
         assert_eq!(cache.set(&many), Some(Wrote::Rewritten(reckoned as u64)));
     }
