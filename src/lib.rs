@@ -64,6 +64,8 @@ pub mod error;
 mod filestate;
 #[doc(hidden)]
 pub mod fs;
+#[doc(hidden)]
+pub mod h1;
 mod handler;
 #[doc(hidden)]
 pub mod hashcache;

@@ -128,7 +128,7 @@ fn header_value(s: String) -> HeaderValue {
 }
 
 /// The `Date` value for `now`, formatted once per second per thread.
-fn date_value(now: SystemTime) -> HeaderValue {
+pub(crate) fn date_value(now: SystemTime) -> HeaderValue {
     thread_local! {
         static LAST: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
     }

@@ -60,7 +60,7 @@ async fn plain_on_tls<I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(m
 }
 
 /// hyper's smallest read buffer.
-const MIN_HEADER_BYTES: usize = 8 * 1024;
+pub(crate) const MIN_HEADER_BYTES: usize = 8 * 1024;
 
 /// The header count hyper allows when none is set (`DEFAULT_MAX_HEADERS`
 /// in hyper's h1 role); `Limits::max_headers` defaults to the same.
@@ -374,6 +374,8 @@ impl Server {
         // nothing is accepted (no task, no buffer) until one ends.
         let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
         let mut accept_failing = false;
+        // tells connections served by crate::h1 to close between requests
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         loop {
             let slot = tokio::select! {
                 slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
@@ -407,6 +409,7 @@ impl Server {
             let app = Arc::clone(&self.app);
             let watcher = graceful.watcher();
             let tls = self.tls.as_ref().map(|t| t.acceptor.clone());
+            let stopping = stopping.clone();
             tokio::spawn(async move {
                 let _slot = slot;
                 let mut io = TimedIo::new(stream, limits.timeouts, Arc::clone(&info.activity));
@@ -436,8 +439,9 @@ impl Server {
                     if protocol == Protocol::Http2 {
                         info.activity.set_multiplexed();
                     }
-                    if let Err(e) = serve_http(stream, protocol, app, info, watcher).await {
-                        log_end(peer, &e);
+                    if let Err(e) = serve_http(stream, protocol, app, info, watcher, stopping).await
+                    {
+                        log_end(peer, &*e);
                     }
                     return;
                 }
@@ -450,12 +454,13 @@ impl Server {
                     info.activity.set_multiplexed();
                 }
                 let io = Rewind::new(prefix, io);
-                if let Err(e) = serve_http(io, protocol, app, info, watcher).await {
-                    log_end(peer, &e);
+                if let Err(e) = serve_http(io, protocol, app, info, watcher, stopping).await {
+                    log_end(peer, &*e);
                 }
             });
         }
         drop(self.listener);
+        let _ = stop.send(true);
         if let Some(p) = prehash {
             p.abort();
         }
@@ -584,8 +589,36 @@ fn tls_state(source: &TlsSource) -> Result<Tls, StartError> {
 }
 
 /// Serve HTTP on a connection whose protocol is known, until it ends or a
-/// graceful shutdown closes it.
+/// graceful shutdown closes it. HTTP/1.1 starts in [`crate::h1`], which
+/// hands the connection to hyper at its first request that is not plain.
 async fn serve_http<I>(
+    mut io: I,
+    protocol: Protocol,
+    app: Arc<App>,
+    info: ConnInfo,
+    watcher: Watcher,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    match protocol {
+        // quirks bend framing (chunked, cuts, stalls): hyper's, as tested
+        Protocol::Http1 if app.quirks.is_none() => {
+            match crate::h1::serve(&mut io, &app, &info, stopping).await? {
+                crate::h1::End::Closed => Ok(()),
+                crate::h1::End::HandOff(read) => {
+                    let io = Rewind::new(read, io);
+                    Ok(serve_hyper(io, protocol, app, info, watcher).await?)
+                }
+            }
+        }
+        _ => Ok(serve_hyper(io, protocol, app, info, watcher).await?),
+    }
+}
+
+/// Serve a connection with hyper until it ends or a graceful shutdown closes it.
+async fn serve_hyper<I>(
     io: I,
     protocol: Protocol,
     app: Arc<App>,
