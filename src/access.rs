@@ -225,22 +225,41 @@ fn journal_endpoint(app: &App, method: &Method) -> Response<Body> {
 
 /// Rules checked before any file work: a status and the reason to log.
 fn refusal<B>(app: &App, req: &Request<B>) -> Option<(StatusCode, &'static str)> {
-    let mut hosts = [&b""[..]; 2];
+    // HTTP/2 carries the authority in its own pseudo-header (RFC 9113 8.3.1)
+    if req.version() >= Version::HTTP_2 {
+        return (target_len(req.uri()) > app.config.limits.max_uri_bytes)
+            .then_some((StatusCode::URI_TOO_LONG, "request target too long"));
+    }
+    let hosts = req
+        .headers()
+        .get_all(HOST)
+        .into_iter()
+        .map(|v| v.as_bytes());
+    refused_h1(
+        app,
+        req.version() >= Version::HTTP_11,
+        hosts,
+        target_len(req.uri()),
+    )
+}
+
+/// [`refusal`] of an HTTP/1 request with these `Host` values and a target
+/// of `target_len` bytes.
+pub(crate) fn refused_h1<'a>(
+    app: &App,
+    http11: bool,
+    hosts: impl Iterator<Item = &'a [u8]>,
+    target_len: usize,
+) -> Option<(StatusCode, &'static str)> {
+    let mut first = [&b""[..]; 2];
     let mut n = 0;
-    for v in req.headers().get_all(HOST) {
+    for v in hosts {
         if n < 2 {
-            hosts[n] = v.as_bytes();
+            first[n] = v;
         }
         n += 1;
     }
-    let values = &hosts[..n.min(2)];
-    // HTTP/2 carries the authority in its own pseudo-header (RFC 9113 8.3.1)
-    let h1 = req.version() < Version::HTTP_2;
-    let checked = match h1 {
-        true => host::check(req.version() >= Version::HTTP_11, values),
-        false => Ok(()),
-    };
-    if let Err(e) = checked {
+    if let Err(e) = host::check(http11, &first[..n.min(2)]) {
         return Some((
             StatusCode::BAD_REQUEST,
             match e {
@@ -250,7 +269,7 @@ fn refusal<B>(app: &App, req: &Request<B>) -> Option<(StatusCode, &'static str)>
             },
         ));
     }
-    if target_len(req.uri()) > app.config.limits.max_uri_bytes {
+    if target_len > app.config.limits.max_uri_bytes {
         return Some((StatusCode::URI_TOO_LONG, "request target too long"));
     }
     None

@@ -7,15 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::header::{
-    HeaderName, HeaderValue, ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE, LOCATION, RANGE,
+    HeaderValue, ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
-use crate::body::{self, FileSource, Source, Verify};
+use crate::body::{self, FileBody, FileSource, Source, Verify};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
 use crate::filestate::{FileState, FileStates};
@@ -532,24 +531,7 @@ async fn serve_file(
     quirks: Quirks<'_>,
 ) -> Response {
     let ctx = response_ctx(app, quirks);
-    let mut repr = Representation {
-        content_type: file.content_type.clone(),
-        length: file.stamp.size,
-        content_encoding: None,
-        etag: Some(file.rendered.etag().clone()),
-        // never later than Date (RFC 9110 8.8.2.1), whole seconds as sent
-        last_modified: Some(whole_seconds(file.modified.min(ctx.now))),
-        digest: Some(file.digest),
-        rendered: Some(Arc::clone(&file.rendered)),
-        source: Source::File(FileSource {
-            file: Arc::clone(&file.file),
-            path: Arc::clone(&file.real),
-            stamp: file.stamp,
-            xor: 0,
-            prefetched: file.prefetched.clone().or(first_range),
-            verify: None,
-        }),
-    };
+    let mut repr = file_repr(&file, first_range, &ctx);
     // A racy digest (see crate::hashcache) may not be of the bytes on disk:
     // every body is checked against it as it goes.
     let racy = file.racy_until.is_some() && file.prefetched.is_none();
@@ -592,6 +574,92 @@ async fn serve_file(
         verify_bodies(app, raw_path, &file, &mut repr);
     }
     finish(plan, method, repr, &ctx, raw_path, quirks)
+}
+
+/// The representation of a file version, with the bytes read for this
+/// request if any.
+fn file_repr(
+    file: &FileState,
+    first_range: Option<Prefetched>,
+    ctx: &ResponseCtx,
+) -> Representation {
+    Representation {
+        content_type: file.content_type.clone(),
+        length: file.stamp.size,
+        content_encoding: None,
+        etag: Some(file.rendered.etag().clone()),
+        // never later than Date (RFC 9110 8.8.2.1), whole seconds as sent
+        last_modified: Some(whole_seconds(file.modified.min(ctx.now))),
+        digest: Some(file.digest),
+        rendered: Some(Arc::clone(&file.rendered)),
+        source: Source::File(FileSource {
+            file: Arc::clone(&file.file),
+            path: Arc::clone(&file.real),
+            stamp: file.stamp,
+            xor: 0,
+            prefetched: file.prefetched.clone().or(first_range),
+            verify: None,
+        }),
+    }
+}
+
+/// What [`express`] made of a request.
+// once per request, by value: boxing the body would cost an allocation
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Express {
+    /// Not a request it answers: the full service must.
+    Declined,
+    /// The head is written; the body (none for HEAD) follows it.
+    Written(Option<FileBody>),
+    /// An answer to be framed like any other.
+    Response(Response),
+}
+
+/// The answer to a plain request (see [`crate::h1`]) for a file already
+/// served and still the same version, without the request frame's maps:
+/// the same plan ([`plan::decide`]) and values as [`serve_file`], with a
+/// 200 or 206 head written straight into `out` from the bytes rendered
+/// once for the version ([`render::wire`]). Declines whatever needs more:
+/// a refused head, a path not cached, a racy digest (its bodies are verified).
+/// Only for servers without quirks, journal, CORS or access log.
+pub(crate) fn express<'a>(
+    app: &App,
+    method: FileMethod,
+    target: &'a str,
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    out: &mut Vec<u8>,
+) -> Express {
+    // what the frame refuses, it answers itself
+    let hosts = headers
+        .clone()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"host"))
+        .map(|(_, v)| v);
+    if crate::access::refused_h1(app, true, hosts, target.len()).is_some() {
+        return Express::Declined;
+    }
+    // the path as the full service reads it from the target
+    let Ok(pq) = axum::http::uri::PathAndQuery::try_from(target) else {
+        return Express::Declined;
+    };
+    let facts = facts_of(method, headers);
+    let want = || match (method, facts.range) {
+        (FileMethod::Get, RangeHeader::Value(v)) => range::first_spec(v),
+        _ => None,
+    };
+    let Some((file, first_range)) = app.files.get_reading(pq.path(), want) else {
+        return Express::Declined;
+    };
+    if file.racy_until.is_some() && file.prefetched.is_none() {
+        return Express::Declined;
+    }
+    let ctx = response_ctx(app, None);
+    let repr = file_repr(&file, first_range, &ctx);
+    let plan = decide(app, &ctx, &facts, &repr);
+    log_ignored(&plan, pq.path());
+    match render::wire(&plan, method, repr, &ctx, out) {
+        Ok(body) => Express::Written(body),
+        Err(repr) => Express::Response(render::render(&plan, method, repr, &ctx)),
+    }
 }
 
 /// The response-wide values of a response made now.
@@ -645,12 +713,31 @@ pub(crate) fn plan_for(
     if let Some((_, set)) = quirks {
         facts = transform::request(set, facts, repr, &mut scratch);
     }
+    decide(app, ctx, &facts, repr)
+}
+
+/// [`plan::decide`] for `repr` with the server's limits.
+fn decide(
+    app: &App,
+    ctx: &ResponseCtx,
+    facts: &RequestFacts,
+    repr: &Representation,
+) -> ResponsePlan {
     let validators = Validators {
         etag: repr.etag.as_ref(),
         last_modified: repr.last_modified,
         date: ctx.now,
     };
-    plan::decide(&facts, repr.length, &validators, app.config.max_ranges)
+    plan::decide(facts, repr.length, &validators, app.config.max_ranges)
+}
+
+/// Say why a Range header was ignored, when the client erred.
+fn log_ignored(plan: &ResponsePlan, raw_path: &str) {
+    if let ResponsePlan::Full { ignored: Some(why) } = plan {
+        if why.is_client_error() {
+            tracing::warn!(path = raw_path, reason = ?why, "ignoring Range header");
+        }
+    }
 }
 
 /// Render `plan` (bent by quirks, if any) for `repr`. Shared by files and objects.
@@ -662,11 +749,7 @@ pub(crate) fn finish(
     raw_path: &str,
     quirks: Quirks<'_>,
 ) -> Response {
-    if let ResponsePlan::Full { ignored: Some(why) } = &plan {
-        if why.is_client_error() {
-            tracing::warn!(path = raw_path, reason = ?why, "ignoring Range header");
-        }
-    }
+    log_ignored(&plan, raw_path);
     if let Some((_, set)) = quirks {
         plan = transform::plan(set, plan);
     }
@@ -784,10 +867,13 @@ enum Single<'a> {
 
 impl<'a> Single<'a> {
     /// One more occurrence of a header that must occur at most once, with a
-    /// visible-ASCII value.
-    fn add(self, value: &'a HeaderValue) -> Self {
+    /// visible-ASCII value (what `HeaderValue::to_str` accepts).
+    fn add(self, value: &'a [u8]) -> Self {
+        let visible = value.iter().all(|&b| b == b'\t' || (32..127).contains(&b));
         match self {
-            Single::Absent => value.to_str().map_or(Single::Invalid, Single::Value),
+            Single::Absent if visible => {
+                std::str::from_utf8(value).map_or(Single::Invalid, Single::Value)
+            }
             _ => Single::Invalid,
         }
     }
@@ -807,17 +893,33 @@ impl<'a> Single<'a> {
 /// conditional headers, read in one pass over its few headers (cheaper than
 /// a hashed lookup per name).
 fn request_facts(method: FileMethod, headers: &HeaderMap) -> RequestFacts<'_> {
-    const NAMES: [HeaderName; 6] = [
-        RANGE,
-        IF_MATCH,
-        IF_NONE_MATCH,
-        IF_MODIFIED_SINCE,
-        IF_UNMODIFIED_SINCE,
-        IF_RANGE,
+    facts_of(
+        method,
+        headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())),
+    )
+}
+
+/// [`request_facts`] of header lines as sent (names in any case).
+pub(crate) fn facts_of<'a>(
+    method: FileMethod,
+    headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> RequestFacts<'a> {
+    const NAMES: [&str; 6] = [
+        "range",
+        "if-match",
+        "if-none-match",
+        "if-modified-since",
+        "if-unmodified-since",
+        "if-range",
     ];
     let mut seen = [const { Single::Absent }; 6];
     for (name, value) in headers {
-        if let Some(i) = NAMES.iter().position(|n| n == name) {
+        if let Some(i) = NAMES
+            .iter()
+            .position(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        {
             let prev = std::mem::replace(&mut seen[i], Single::Absent);
             seen[i] = prev.add(value);
         }

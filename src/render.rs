@@ -69,6 +69,85 @@ pub struct Rendered {
     /// cloned per response, which is cheaper than inserting each header
     /// into a fresh map.
     head: OnceLock<(HeaderValue, HeaderMap)>,
+    /// That head as HTTP/1.1 writes it ([`crate::h1`]): made from the map
+    /// above, so the two cannot differ.
+    wire: OnceLock<(HeaderValue, WireHead)>,
+    /// The lines of a 304 about this version, made by [`render`] once.
+    not_modified: OnceLock<(HeaderValue, Option<WireHead>)>,
+}
+
+/// A response head's header lines as bytes, with the places where each
+/// response's `Date` and `Content-Length` values go.
+#[derive(Debug)]
+struct WireHead {
+    lines: Vec<u8>,
+    date_at: usize,
+    /// `None`: no `Content-Length` (a 304).
+    length_at: Option<usize>,
+}
+
+impl WireHead {
+    /// The lines of `map` as [`crate::h1::encode_head`] writes them, the
+    /// values of `Date` and `Content-Length` left out (`None` without a
+    /// `Date`, or with the length first).
+    fn of(map: &HeaderMap) -> Option<Self> {
+        let mut lines = Vec::with_capacity(512);
+        let (mut date_at, mut length_at) = (None, None);
+        for (name, value) in map {
+            crate::h1::title_case(&mut lines, name.as_str().as_bytes());
+            lines.extend_from_slice(b": ");
+            if name == DATE {
+                date_at = Some(lines.len());
+            } else if name == CONTENT_LENGTH {
+                length_at = Some(lines.len());
+            } else {
+                lines.extend_from_slice(value.as_bytes());
+            }
+            lines.extend_from_slice(b"\r\n");
+        }
+        let date_at = date_at?;
+        length_at.is_none_or(|at| date_at < at).then_some(WireHead {
+            lines,
+            date_at,
+            length_at,
+        })
+    }
+
+    /// Append the lines with these values.
+    fn write(&self, date: &HeaderValue, length: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.lines[..self.date_at]);
+        out.extend_from_slice(date.as_bytes());
+        match self.length_at {
+            Some(at) => {
+                out.extend_from_slice(&self.lines[self.date_at..at]);
+                out.extend_from_slice(itoa_u64(length).as_bytes());
+                out.extend_from_slice(&self.lines[at..]);
+            }
+            None => out.extend_from_slice(&self.lines[self.date_at..]),
+        }
+    }
+}
+
+/// A decimal `u64` without allocating.
+fn itoa_u64(mut n: u64) -> DecimalBuf {
+    let mut buf = DecimalBuf([0; 20], 20);
+    loop {
+        buf.1 -= 1;
+        buf.0[buf.1] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return buf;
+        }
+    }
+}
+
+/// Digits at the end of a fixed buffer.
+struct DecimalBuf([u8; 20], usize);
+
+impl DecimalBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.0[self.1..]
+    }
 }
 
 impl Rendered {
@@ -90,7 +169,19 @@ impl Rendered {
             content_type: content_type.to_string(),
             last_modified,
             head: OnceLock::new(),
+            wire: OnceLock::new(),
+            not_modified: OnceLock::new(),
         }
+    }
+
+    /// Whether every value of `repr` its head shows is this version's as rendered.
+    fn same(&self, repr: &Representation) -> bool {
+        self.content_type_value.is_some()
+            && repr.etag.as_ref() == Some(&self.etag)
+            && repr.last_modified == Some(self.last_modified)
+            && repr.digest == Some(self.digest)
+            && repr.content_type == self.content_type
+            && repr.content_encoding.is_none()
     }
 
     /// The head of a 200 or 206 for `repr` (sent with `cache_control`), if
@@ -98,12 +189,7 @@ impl Rendered {
     /// one gets the map built header by header instead.
     fn head_for(&self, repr: &Representation, cache_control: &HeaderValue) -> Option<HeaderMap> {
         let content_type = self.content_type_value.as_ref()?;
-        let same = repr.etag.as_ref() == Some(&self.etag)
-            && repr.last_modified == Some(self.last_modified)
-            && repr.digest == Some(self.digest)
-            && repr.content_type == self.content_type
-            && repr.content_encoding.is_none();
-        if !same {
+        if !self.same(repr) {
             return None;
         }
         let (cc, head) = self.head.get_or_init(|| {
@@ -121,6 +207,103 @@ impl Rendered {
         });
         (cc == cache_control).then(|| head.clone())
     }
+}
+
+impl Rendered {
+    /// [`Rendered::head_for`] as HTTP/1.1 header lines.
+    fn wire_for(&self, repr: &Representation, cache_control: &HeaderValue) -> Option<&WireHead> {
+        if let Some((cc, wire)) = self.wire.get() {
+            // the head map's checks, without cloning the map
+            return (cc == cache_control && self.same(repr)).then_some(wire);
+        }
+        let map = self.head_for(repr, cache_control)?;
+        let (cc, wire) = self.wire.get_or_init(|| {
+            (
+                cache_control.clone(),
+                WireHead::of(&map).expect("Date first, Content-Length last"),
+            )
+        });
+        (cc == cache_control).then_some(wire)
+    }
+
+    /// The lines of a 304 for `repr`, as [`render`] makes them.
+    fn not_modified_for(&self, repr: &Representation, ctx: &ResponseCtx) -> Option<&WireHead> {
+        if !self.same(repr) {
+            return None;
+        }
+        let (cc, wire) = self.not_modified.get_or_init(|| {
+            let plan = ResponsePlan::NotModified;
+            let res = render(&plan, FileMethod::Get, repr.clone(), ctx);
+            (ctx.cache_control.clone(), WireHead::of(res.headers()))
+        });
+        (cc == ctx.cache_control).then_some(wire.as_ref()?)
+    }
+}
+
+/// A 200, 206 or 304 for HTTP/1.1 ([`crate::h1`]): its head written into
+/// `out` from the version's [`WireHead`], with the body to follow it (`None`
+/// for HEAD and 304). The same values, in the same order, as [`render`] gives hyper.
+/// Any other plan, or values a quirk changed, give `repr` back: [`render`]
+/// makes that answer.
+// the representation comes back by value, once per request: no allocation
+#[allow(clippy::result_large_err)]
+pub(crate) fn wire(
+    plan: &ResponsePlan,
+    method: FileMethod,
+    repr: Representation,
+    ctx: &ResponseCtx,
+    out: &mut Vec<u8>,
+) -> Result<Option<FileBody>, Representation> {
+    let Some(pre) = repr.rendered.clone() else {
+        return Err(repr);
+    };
+    if matches!(repr.source, Source::Object(_)) {
+        return Err(repr);
+    }
+    let range = match plan {
+        ResponsePlan::Full { .. } => None,
+        ResponsePlan::Partial(range) => Some(*range),
+        ResponsePlan::NotModified => {
+            let Some(head) = pre.not_modified_for(&repr, ctx) else {
+                return Err(repr);
+            };
+            out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
+            head.write(&date_value(ctx.now), 0, out);
+            out.extend_from_slice(b"\r\n");
+            return Ok(None);
+        }
+        _ => return Err(repr),
+    };
+    let Some(head) = pre.wire_for(&repr, &ctx.cache_control) else {
+        return Err(repr);
+    };
+    let length = repr.length;
+    let segments = match range {
+        Some(range) => vec![Segment::Slice(range)],
+        None if length == 0 => vec![],
+        None => vec![Segment::Slice(ByteRange {
+            start: 0,
+            end: length - 1,
+        })],
+    };
+    let body = FileBody::new(repr.source, segments);
+    out.extend_from_slice(match range {
+        None => b"HTTP/1.1 200 OK\r\n".as_slice(),
+        Some(_) => b"HTTP/1.1 206 Partial Content\r\n",
+    });
+    head.write(&date_value(ctx.now), body.len(), out);
+    if let Some(range) = range {
+        let mut value = String::with_capacity(48);
+        ContentRange::Bytes { range, length }.write_value(&mut value);
+        out.extend_from_slice(b"Content-Range: ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(match method {
+        FileMethod::Get => Some(body),
+        FileMethod::Head => None,
+    })
 }
 
 fn header_value(s: String) -> HeaderValue {
@@ -370,4 +553,119 @@ pub fn new_boundary() -> String {
         out.push_str(&format!("{:016x}", h.finish()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::h1::{encode_head, BodyLen};
+    use bytes::Bytes;
+    use http_body_util::BodyExt as _;
+
+    fn repr(bytes: &'static [u8], rendered: &Arc<Rendered>) -> Representation {
+        Representation {
+            source: Source::Memory(Bytes::from_static(bytes)),
+            length: bytes.len() as u64,
+            content_type: "text/plain".into(),
+            content_encoding: None,
+            etag: Some(rendered.etag().clone()),
+            last_modified: Some(rendered.last_modified),
+            digest: Some(rendered.digest),
+            rendered: Some(Arc::clone(rendered)),
+        }
+    }
+
+    /// What hyper would be given for `plan`, framed by `crate::h1`.
+    async fn via_map(
+        plan: &ResponsePlan,
+        method: FileMethod,
+        r: Representation,
+        ctx: &ResponseCtx,
+    ) -> Vec<u8> {
+        let res = render(plan, method, r, ctx);
+        let (parts, body) = res.into_parts();
+        let len = match http_body::Body::is_end_stream(&body) {
+            true => BodyLen::Empty,
+            false => BodyLen::Known(http_body::Body::size_hint(&body).exact().unwrap()),
+        };
+        let mut out = Vec::new();
+        let head_only = method == FileMethod::Head;
+        encode_head(&parts, head_only, len, &date_value(ctx.now), &mut out);
+        out.extend(body.collect().await.unwrap().to_bytes());
+        out
+    }
+
+    #[tokio::test]
+    async fn the_wire_head_is_the_maps_head() {
+        const BYTES: &[u8] = b"0123456789abcdef";
+        let digest = [7u8; 32];
+        let lm = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let rendered = Arc::new(Rendered::new(digest, "text/plain", lm));
+        let ctx = ResponseCtx {
+            now: SystemTime::now(),
+            cache_control: HeaderValue::from_static("no-cache"),
+            boundary: None,
+        };
+        // RFC 9110 15.3.1 (200), 15.3.7 (206), 15.4.5 (304); HEAD: 9.3.2
+        let plans = [
+            ResponsePlan::Full { ignored: None },
+            ResponsePlan::Partial(ByteRange { start: 3, end: 9 }),
+            ResponsePlan::Partial(ByteRange { start: 15, end: 15 }),
+            ResponsePlan::NotModified,
+        ];
+        for plan in &plans {
+            for method in [FileMethod::Get, FileMethod::Head] {
+                let mut wired = Vec::new();
+                let body = wire(plan, method, repr(BYTES, &rendered), &ctx, &mut wired)
+                    .unwrap_or_else(|_| panic!("{plan:?} has a wire head"));
+                if let Some(body) = body {
+                    wired.extend(body.collect().await.unwrap().to_bytes());
+                }
+                let mapped = via_map(plan, method, repr(BYTES, &rendered), &ctx).await;
+                assert_eq!(
+                    String::from_utf8_lossy(&wired),
+                    String::from_utf8_lossy(&mapped),
+                    "{plan:?} {method:?}"
+                );
+            }
+        }
+        // what it does not write, render does
+        for plan in [
+            ResponsePlan::PreconditionFailed,
+            ResponsePlan::Unsatisfiable,
+            ResponsePlan::Multipart(vec![
+                ByteRange { start: 0, end: 0 },
+                ByteRange { start: 2, end: 2 },
+            ]),
+        ] {
+            let mut out = Vec::new();
+            assert!(wire(
+                &plan,
+                FileMethod::Get,
+                repr(BYTES, &rendered),
+                &ctx,
+                &mut out
+            )
+            .is_err());
+            assert!(out.is_empty());
+        }
+        // a value a quirk bent is not this version's: no ready head
+        let mut bent = repr(BYTES, &rendered);
+        bent.etag = None;
+        let mut out = Vec::new();
+        let full = ResponsePlan::Full { ignored: None };
+        assert!(wire(&full, FileMethod::Get, bent, &ctx, &mut out).is_err());
+        let other = ResponseCtx {
+            cache_control: HeaderValue::from_static("max-age=60"),
+            ..ctx.clone()
+        };
+        assert!(wire(
+            &full,
+            FileMethod::Get,
+            repr(BYTES, &rendered),
+            &other,
+            &mut out
+        )
+        .is_err());
+    }
 }

@@ -1,7 +1,8 @@
 //! The HTTP/1.1 fast path (`rangeserve::h1`) against hyper, over real TCP:
 //! the same request answered by each must give the same bytes (but for
-//! `Date` and multipart boundaries), and a connection moves from one to the
-//! other mid-stream without losing or reordering a byte.
+//! `Date` and multipart boundaries), first or from a file's cached state,
+//! and a connection moves from one to the other mid-stream without losing
+//! or reordering a byte.
 
 mod common;
 
@@ -133,9 +134,13 @@ fn the_fast_path_answers_byte_for_byte_as_hyper_does() {
         );
         assert_eq!(classify(&other, 100, 8192), Head::Other);
         let head_request = *method == "HEAD";
+        // a file's first answer, then one from its cached state (which
+        // skips the request frame for a 200, 206 or 304)
         let fast = exchange(&s, &plain, head_request);
         let slow = exchange(&s, &other, head_request);
+        let warm = exchange(&s, &plain, head_request);
         assert_eq!(fast, slow, "{method} {target} {headers:?}");
+        assert_eq!(warm, slow, "{method} {target} {headers:?}, cached");
         assert!(fast.starts_with("HTTP/1.1 "), "{fast}");
     }
 }
