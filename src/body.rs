@@ -131,6 +131,8 @@ pub struct FileBody {
     verifying: Option<(Option<Hashing>, Verify)>,
     /// Held while the body lives: a verifying pass stops when it is gone.
     interest: Arc<()>,
+    /// Whether reading it whole at once ([`FileBody::gather_cached`]) was tried.
+    gather_tried: bool,
 }
 
 /// A read in flight: the chunk, and the running hash when verifying.
@@ -181,6 +183,7 @@ impl FileBody {
             pending: None,
             verifying,
             interest: Arc::new(()),
+            gather_tried: false,
         }
     }
 
@@ -198,26 +201,22 @@ pub const INLINE_MAX: u64 = 64 * 1024;
 /// Read `len` bytes at `offset` if they are all in the page cache, without
 /// blocking; `None` when they are not (or the kernel cannot say).
 fn read_cached(src: &FileSource, offset: u64, len: usize) -> Option<ReadResult> {
-    use rustix::io::{Errno, ReadWriteFlags};
     let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while done < len {
-        let mut slices = [io::IoSliceMut::new(&mut buf[done..])];
-        match rustix::io::preadv2(
-            &*src.file,
-            &mut slices,
-            offset + done as u64,
-            ReadWriteFlags::NOWAIT,
-        ) {
-            Ok(0) => return Some(Err(shrank())),
-            Ok(n) => done += n,
-            Err(Errno::INTR) => {}
-            // not (all) cached, or no RWF_NOWAIT here: the pool reads it
-            Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => return None,
-            Err(e) => return Some(Err(e.into())),
-        }
+    match read_into_cached(src, &mut buf, offset)? {
+        Ok(()) => Some(checked(src, buf)),
+        Err(e) => Some(Err(e)),
     }
-    Some(checked(src, buf))
+}
+
+/// Fill `buf` from `offset` out of the page cache only (no stamp check);
+/// `None` when some of it is not cached.
+fn read_into_cached(src: &FileSource, buf: &mut [u8], offset: u64) -> Option<io::Result<()>> {
+    match crate::fs::read_exact_cached(&src.file, buf, offset) {
+        Ok(()) => Some(Ok(())),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Err(shrank())),
+        Err(e) => Some(Err(e)),
+    }
 }
 
 fn shrank() -> io::Error {
@@ -352,6 +351,52 @@ struct Mismatch;
 impl FileBody {
     /// The frame for a finished read: its bytes, or the error that aborts
     /// the response (nothing more is sent).
+    /// A small body of several slices (a multipart answer) read whole, from
+    /// held bytes and the page cache, with one stamp check for all its reads
+    /// instead of one per slice, and sent as one frame. `None`: read it
+    /// slice by slice (a verified body, a quirk's bytes, a page not cached).
+    fn gather_cached(&mut self) -> Option<ReadResult> {
+        let Source::File(src) = &self.source else {
+            return None;
+        };
+        let slices = self
+            .segments
+            .iter()
+            .filter(|s| matches!(s, Segment::Slice(_)));
+        if self.verifying.is_some()
+            || src.xor != 0
+            || self.remaining > INLINE_MAX
+            || slices.count() < 2
+        {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(self.remaining as usize);
+        let mut read = false;
+        for segment in &self.segments {
+            match segment {
+                Segment::Static(bytes) => buf.extend_from_slice(bytes),
+                Segment::Slice(range) => {
+                    if let Some(held) = self.source.held(range.start, range.len()) {
+                        buf.extend_from_slice(&held);
+                        continue;
+                    }
+                    let at = buf.len();
+                    buf.resize(at + range.len() as usize, 0);
+                    if let Err(e) = read_into_cached(src, &mut buf[at..], range.start)? {
+                        return Some(Err(e));
+                    }
+                    read = true;
+                }
+            }
+        }
+        self.segments.clear();
+        // held bytes were checked when read; one check covers the reads here
+        Some(match read {
+            true => checked(src, buf),
+            false => Ok(Bytes::from(buf)),
+        })
+    }
+
     fn finish_read(&mut self, result: ReadResult) -> Result<Frame<Bytes>, io::Error> {
         match result {
             Ok(chunk) => {
@@ -379,6 +424,12 @@ impl http_body::Body for FileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
+        if !this.gather_tried {
+            this.gather_tried = true;
+            if let Some(read) = this.gather_cached() {
+                return Poll::Ready(Some(this.finish_read(read)));
+            }
+        }
         loop {
             if let Some(task) = this.pending.as_mut() {
                 let joined = ready!(Pin::new(task).poll(cx));

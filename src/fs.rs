@@ -574,7 +574,7 @@ pub fn read_window_cached(file: &File, size: u64, want: RangeSpec) -> Option<Pre
 /// `read_exact_at` from the page cache only (`preadv2(RWF_NOWAIT)`): an
 /// `ErrorKind::WouldBlock` error when some page is not cached (or the
 /// kernel cannot tell), rather than waiting for the disk.
-fn read_exact_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     use rustix::io::{Errno, ReadWriteFlags};
     let mut done = 0;
     while done < buf.len() {

@@ -27,7 +27,7 @@ use crate::origin::body::ObjectBody;
 use crate::plan::{FileMethod, ResponsePlan};
 use crate::rfc::etag::EntityTag;
 use crate::rfc::multipart::{self, Segment};
-use crate::rfc::range::{ByteRange, ContentRange};
+use crate::rfc::range::{ByteRange, ContentRange, Decimal};
 
 /// The selected representation: its bytes and the metadata sent about them.
 #[derive(Debug, Clone)]
@@ -77,76 +77,78 @@ pub struct Rendered {
 }
 
 /// A response head's header lines as bytes, with the places where each
-/// response's `Date` and `Content-Length` values go.
+/// response's own values go.
 #[derive(Debug)]
 struct WireHead {
     lines: Vec<u8>,
-    date_at: usize,
-    /// `None`: no `Content-Length` (a 304).
-    length_at: Option<usize>,
+    /// In line order.
+    holes: Vec<(usize, Hole)>,
+}
+
+/// A value a [`WireHead`] leaves to each response.
+#[derive(Debug, Clone, Copy)]
+enum Hole {
+    /// The `Date` value.
+    Date,
+    /// The `Content-Length` value.
+    Length,
+    /// The `Content-Type` value, which ends here: kept, or replaced (multipart).
+    Type(usize),
 }
 
 impl WireHead {
-    /// The lines of `map` as [`crate::h1::encode_head`] writes them, the
-    /// values of `Date` and `Content-Length` left out (`None` without a
-    /// `Date`, or with the length first).
+    /// The lines of `map` as [`crate::h1::encode_head`] writes them, with
+    /// holes for `Date`, `Content-Type` and `Content-Length` (`None` without
+    /// a `Date`: the answer would carry a stale one).
     fn of(map: &HeaderMap) -> Option<Self> {
         let mut lines = Vec::with_capacity(512);
-        let (mut date_at, mut length_at) = (None, None);
+        let mut holes = Vec::with_capacity(3);
         for (name, value) in map {
             crate::h1::title_case(&mut lines, name.as_str().as_bytes());
             lines.extend_from_slice(b": ");
+            let at = lines.len();
             if name == DATE {
-                date_at = Some(lines.len());
+                holes.push((at, Hole::Date));
             } else if name == CONTENT_LENGTH {
-                length_at = Some(lines.len());
+                holes.push((at, Hole::Length));
             } else {
                 lines.extend_from_slice(value.as_bytes());
+                if name == CONTENT_TYPE {
+                    holes.push((at, Hole::Type(lines.len())));
+                }
             }
             lines.extend_from_slice(b"\r\n");
         }
-        let date_at = date_at?;
-        length_at.is_none_or(|at| date_at < at).then_some(WireHead {
-            lines,
-            date_at,
-            length_at,
-        })
+        holes
+            .iter()
+            .any(|(_, h)| matches!(h, Hole::Date))
+            .then_some(WireHead { lines, holes })
     }
 
-    /// Append the lines with these values.
-    fn write(&self, date: &HeaderValue, length: u64, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.lines[..self.date_at]);
-        out.extend_from_slice(date.as_bytes());
-        match self.length_at {
-            Some(at) => {
-                out.extend_from_slice(&self.lines[self.date_at..at]);
-                out.extend_from_slice(itoa_u64(length).as_bytes());
-                out.extend_from_slice(&self.lines[at..]);
+    /// Append the lines with these values (`content_type`: a replacement).
+    fn write(
+        &self,
+        date: &HeaderValue,
+        content_type: Option<&str>,
+        length: u64,
+        out: &mut Vec<u8>,
+    ) {
+        let mut from = 0;
+        for &(at, hole) in &self.holes {
+            out.extend_from_slice(&self.lines[from..at]);
+            from = at;
+            match hole {
+                Hole::Date => out.extend_from_slice(date.as_bytes()),
+                Hole::Length => out.extend_from_slice(Decimal::of(length).as_str().as_bytes()),
+                Hole::Type(end) => {
+                    if let Some(t) = content_type {
+                        out.extend_from_slice(t.as_bytes());
+                        from = end;
+                    }
+                }
             }
-            None => out.extend_from_slice(&self.lines[self.date_at..]),
         }
-    }
-}
-
-/// A decimal `u64` without allocating.
-fn itoa_u64(mut n: u64) -> DecimalBuf {
-    let mut buf = DecimalBuf([0; 20], 20);
-    loop {
-        buf.1 -= 1;
-        buf.0[buf.1] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return buf;
-        }
-    }
-}
-
-/// Digits at the end of a fixed buffer.
-struct DecimalBuf([u8; 20], usize);
-
-impl DecimalBuf {
-    fn as_bytes(&self) -> &[u8] {
-        &self.0[self.1..]
+        out.extend_from_slice(&self.lines[from..]);
     }
 }
 
@@ -240,9 +242,9 @@ impl Rendered {
     }
 }
 
-/// A 200, 206 or 304 for HTTP/1.1 ([`crate::h1`]): its head written into
-/// `out` from the version's [`WireHead`], with the body to follow it (`None`
-/// for HEAD and 304). The same values, in the same order, as [`render`] gives hyper.
+/// A 200, 206 (one range or multipart) or 304 for HTTP/1.1
+/// ([`crate::h1`]): its head written into `out` from the version's
+/// [`WireHead`], with the body to follow it (`None` for HEAD and 304). The same values, in the same order, as [`render`] gives hyper.
 /// Any other plan, or values a quirk changed, give `repr` back: [`render`]
 /// makes that answer.
 // the representation comes back by value, once per request: no allocation
@@ -263,12 +265,28 @@ pub(crate) fn wire(
     let range = match plan {
         ResponsePlan::Full { .. } => None,
         ResponsePlan::Partial(range) => Some(*range),
+        ResponsePlan::Multipart(ranges) => {
+            let Some(head) = pre.wire_for(&repr, &ctx.cache_control) else {
+                return Err(repr);
+            };
+            let boundary = ctx.boundary.clone().unwrap_or_else(new_boundary);
+            let mp = multipart::plan(&boundary, &repr.content_type, ranges, repr.length);
+            let body = FileBody::new(repr.source, mp.segments);
+            out.extend_from_slice(b"HTTP/1.1 206 Partial Content\r\n");
+            let date = date_value(ctx.now);
+            head.write(&date, Some(&mp.content_type), body.len(), out);
+            out.extend_from_slice(b"\r\n");
+            return Ok(match method {
+                FileMethod::Get => Some(body),
+                FileMethod::Head => None,
+            });
+        }
         ResponsePlan::NotModified => {
             let Some(head) = pre.not_modified_for(&repr, ctx) else {
                 return Err(repr);
             };
             out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
-            head.write(&date_value(ctx.now), 0, out);
+            head.write(&date_value(ctx.now), None, 0, out);
             out.extend_from_slice(b"\r\n");
             return Ok(None);
         }
@@ -291,7 +309,7 @@ pub(crate) fn wire(
         None => b"HTTP/1.1 200 OK\r\n".as_slice(),
         Some(_) => b"HTTP/1.1 206 Partial Content\r\n",
     });
-    head.write(&date_value(ctx.now), body.len(), out);
+    head.write(&date_value(ctx.now), None, body.len(), out);
     if let Some(range) = range {
         let mut value = String::with_capacity(48);
         ContentRange::Bytes { range, length }.write_value(&mut value);
@@ -550,7 +568,13 @@ pub fn new_boundary() -> String {
         let mut h = RandomState::new().build_hasher();
         h.write_u64(n);
         h.write_u64(salt);
-        out.push_str(&format!("{:016x}", h.finish()));
+        let bits = h.finish();
+        // 16 hex digits, most significant first (no `format!` per response)
+        out.extend(
+            (0..16).rev().map(|i| {
+                char::from_digit(((bits >> (i * 4)) & 0xf) as u32, 16).expect("a hex digit")
+            }),
+        );
     }
     out
 }
@@ -604,13 +628,19 @@ mod tests {
         let ctx = ResponseCtx {
             now: SystemTime::now(),
             cache_control: HeaderValue::from_static("no-cache"),
-            boundary: None,
+            // fixed, so that both answers can be compared byte for byte
+            boundary: Some("0123456789abcdef0123456789abcdef".into()),
         };
-        // RFC 9110 15.3.1 (200), 15.3.7 (206), 15.4.5 (304); HEAD: 9.3.2
+        // RFC 9110 15.3.1 (200), 15.3.7 and 14.6 (206), 15.4.5 (304); HEAD: 9.3.2
         let plans = [
             ResponsePlan::Full { ignored: None },
             ResponsePlan::Partial(ByteRange { start: 3, end: 9 }),
             ResponsePlan::Partial(ByteRange { start: 15, end: 15 }),
+            ResponsePlan::Multipart(vec![
+                ByteRange { start: 0, end: 0 },
+                ByteRange { start: 15, end: 15 },
+                ByteRange { start: 4, end: 7 },
+            ]),
             ResponsePlan::NotModified,
         ];
         for plan in &plans {
@@ -633,10 +663,6 @@ mod tests {
         for plan in [
             ResponsePlan::PreconditionFailed,
             ResponsePlan::Unsatisfiable,
-            ResponsePlan::Multipart(vec![
-                ByteRange { start: 0, end: 0 },
-                ByteRange { start: 2, end: 2 },
-            ]),
         ] {
             let mut out = Vec::new();
             assert!(wire(

@@ -372,18 +372,50 @@ impl ContentRange {
 }
 
 /// Append `n` in decimal.
-fn push_decimal(s: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+fn push_decimal(s: &mut String, n: u64) {
+    s.push_str(Decimal::of(n).as_str());
+}
+
+/// A `u64` in decimal, on the stack: for headers written per response.
+pub struct Decimal {
+    digits: [u8; 20],
+    at: usize,
+}
+
+impl Decimal {
+    /// The digits of `n`.
+    pub fn of(mut n: u64) -> Decimal {
+        // two digits per division: offsets in big files have ten or more
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let mut d = Decimal {
+            digits: [0; 20],
+            at: 20,
+        };
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            d.at -= 2;
+            d.digits[d.at..d.at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
         }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            d.at -= 2;
+            d.digits[d.at..d.at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            d.at -= 1;
+            d.digits[d.at] = b'0' + n as u8;
+        }
+        d
     }
-    s.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+
+    /// The digits.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.at..]).expect("ASCII digits")
+    }
 }
 
 impl fmt::Display for ContentRange {
@@ -396,6 +428,33 @@ impl fmt::Display for ContentRange {
 mod tests {
     use super::RangeSpec::{FromTo, Suffix};
     use super::*;
+
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        let mut values = vec![
+            0,
+            1,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            1_073_741_823,
+            u64::MAX,
+        ];
+        values.extend((1..20).flat_map(|k| {
+            let p = 10u64.pow(k);
+            [p - 1, p, p + 1]
+        }));
+        for n in values {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     fn ft(first: u64, last: u64) -> RangeSpec {
         FromTo {
