@@ -38,7 +38,8 @@ use crate::plan::FileMethod;
 /// Most header lines a plain head may have (more: hyper's).
 const MAX_PLAIN_HEADERS: usize = 24;
 
-/// The request headers a plain head may carry, lower case: what browsers,
+/// The request headers a plain head may carry besides those its answer
+/// depends on ([`crate::plan::FACT_HEADERS`]), lower case: what browsers,
 /// curl, wget and download clients send for a file. Any other header (CORS
 /// `Origin`, quirks, framing) sends the connection to hyper.
 pub const PLAIN_HEADERS: &[&str] = &[
@@ -47,12 +48,6 @@ pub const PLAIN_HEADERS: &[&str] = &[
     "accept",
     "accept-encoding",
     "accept-language",
-    "range",
-    "if-range",
-    "if-match",
-    "if-none-match",
-    "if-modified-since",
-    "if-unmodified-since",
     "cache-control",
     "pragma",
     "referer",
@@ -125,7 +120,9 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
         count: req.headers.len(),
     };
     for (slot, h) in head.lines.iter_mut().zip(req.headers.iter()) {
-        let plain = PLAIN_HEADERS.iter().any(|n| h.name.eq_ignore_ascii_case(n))
+        let known = |n: &&str| h.name.eq_ignore_ascii_case(n);
+        let plain = PLAIN_HEADERS.iter().any(known)
+            || crate::plan::FACT_HEADERS.iter().any(known)
             // what HTTP/1.1 means anyway
             || (h.name.eq_ignore_ascii_case("connection")
                 && h.value.eq_ignore_ascii_case(b"keep-alive"));

@@ -906,20 +906,11 @@ pub(crate) fn facts_of<'a>(
     method: FileMethod,
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> RequestFacts<'a> {
-    const NAMES: [&str; 6] = [
-        "range",
-        "if-match",
-        "if-none-match",
-        "if-modified-since",
-        "if-unmodified-since",
-        "if-range",
-    ];
+    // in the order of plan::FACT_HEADERS
     let mut seen = [const { Single::Absent }; 6];
     for (name, value) in headers {
-        if let Some(i) = NAMES
-            .iter()
-            .position(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-        {
+        let mut known = plan::FACT_HEADERS.iter();
+        if let Some(i) = known.position(|n| name.eq_ignore_ascii_case(n.as_bytes())) {
             let prev = std::mem::replace(&mut seen[i], Single::Absent);
             seen[i] = prev.add(value);
         }

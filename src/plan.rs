@@ -26,6 +26,17 @@ pub enum RangeHeader<'a> {
     Unreadable,
 }
 
+/// The request headers a file's answer depends on (what [`RequestFacts`]
+/// holds), lower case: Range and the conditionals (RFC 9110 13-14).
+pub const FACT_HEADERS: [&str; 6] = [
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+];
+
 /// The facts of a request that decide a file response.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
