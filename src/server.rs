@@ -1,4 +1,5 @@
-//! Binding, the connection loop (HTTP/1.1 via hyper), and graceful shutdown.
+//! Binding, the connection loop (HTTP/1.1 through [`crate::h1`], then hyper;
+//! HTTP/2 through hyper), and graceful shutdown.
 
 use std::future::Future;
 use std::io;
