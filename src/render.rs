@@ -262,57 +262,31 @@ pub(crate) fn wire(
     if matches!(repr.source, Source::Object(_)) {
         return Err(repr);
     }
-    let range = match plan {
-        ResponsePlan::Full { .. } => None,
-        ResponsePlan::Partial(range) => Some(*range),
-        ResponsePlan::Multipart(ranges) => {
-            let Some(head) = pre.wire_for(&repr, &ctx.cache_control) else {
-                return Err(repr);
-            };
-            let boundary = ctx.boundary.clone().unwrap_or_else(new_boundary);
-            let mp = multipart::plan(&boundary, &repr.content_type, ranges, repr.length);
-            let body = FileBody::new(repr.source, mp.segments);
-            out.extend_from_slice(b"HTTP/1.1 206 Partial Content\r\n");
-            let date = date_value(ctx.now);
-            head.write(&date, Some(&mp.content_type), body.len(), out);
-            out.extend_from_slice(b"\r\n");
-            return Ok(match method {
-                FileMethod::Get => Some(body),
-                FileMethod::Head => None,
-            });
-        }
-        ResponsePlan::NotModified => {
-            let Some(head) = pre.not_modified_for(&repr, ctx) else {
-                return Err(repr);
-            };
-            out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
-            head.write(&date_value(ctx.now), None, 0, out);
-            out.extend_from_slice(b"\r\n");
-            return Ok(None);
-        }
-        _ => return Err(repr),
+    if let ResponsePlan::NotModified = plan {
+        let Some(head) = pre.not_modified_for(&repr, ctx) else {
+            return Err(repr);
+        };
+        out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
+        head.write(&date_value(ctx.now), None, 0, out);
+        out.extend_from_slice(b"\r\n");
+        return Ok(None);
+    }
+    let Some(payload) = payload(plan, &repr, ctx) else {
+        return Err(repr);
     };
     let Some(head) = pre.wire_for(&repr, &ctx.cache_control) else {
         return Err(repr);
     };
-    let length = repr.length;
-    let segments = match range {
-        Some(range) => vec![Segment::Slice(range)],
-        None if length == 0 => vec![],
-        None => vec![Segment::Slice(ByteRange {
-            start: 0,
-            end: length - 1,
-        })],
-    };
-    let body = FileBody::new(repr.source, segments);
-    out.extend_from_slice(match range {
-        None => b"HTTP/1.1 200 OK\r\n".as_slice(),
-        Some(_) => b"HTTP/1.1 206 Partial Content\r\n",
+    let body = FileBody::new(repr.source, payload.segments);
+    out.extend_from_slice(match payload.status {
+        StatusCode::OK => b"HTTP/1.1 200 OK\r\n".as_slice(),
+        _ => b"HTTP/1.1 206 Partial Content\r\n",
     });
-    head.write(&date_value(ctx.now), None, body.len(), out);
-    if let Some(range) = range {
+    let date = date_value(ctx.now);
+    head.write(&date, payload.multipart_type.as_deref(), body.len(), out);
+    if let Some(content_range) = payload.content_range {
         let mut value = String::with_capacity(48);
-        ContentRange::Bytes { range, length }.write_value(&mut value);
+        content_range.write_value(&mut value);
         out.extend_from_slice(b"Content-Range: ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -462,66 +436,93 @@ fn with_payload(
     mut h: HeaderMap,
     content_type: Option<HeaderValue>,
 ) -> Response<Body> {
-    let length = repr.length;
-    let body_plan = match plan {
-        ResponsePlan::Full { .. } => BodyPlan::Whole,
-        ResponsePlan::Partial(range) => BodyPlan::Single(*range),
-        ResponsePlan::Multipart(ranges) => BodyPlan::Multi(ranges),
-        ResponsePlan::Unsatisfiable => BodyPlan::Unsatisfiable,
-        ResponsePlan::NotModified | ResponsePlan::PreconditionFailed => {
-            unreachable!("answered without a payload")
+    let Some(payload) = payload(plan, &repr, ctx) else {
+        match plan {
+            ResponsePlan::Unsatisfiable => {
+                let content_range = ContentRange::Unsatisfied {
+                    length: repr.length,
+                };
+                h.insert(CONTENT_RANGE, header_value(content_range.value()));
+                return text(h, StatusCode::RANGE_NOT_SATISFIABLE, method);
+            }
+            _ => unreachable!("answered without a payload"),
         }
     };
-    let set_type = |h: &mut HeaderMap| {
-        if let Some(v) = content_type.clone() {
-            h.insert(CONTENT_TYPE, v);
+    match payload.multipart_type {
+        Some(t) => {
+            h.insert(CONTENT_TYPE, header_value(t));
         }
-    };
-    let (status, segments) = match body_plan {
-        BodyPlan::Whole => {
-            set_type(&mut h);
-            let whole = ByteRange {
-                start: 0,
-                end: length.saturating_sub(1),
-            };
-            let segs = if length == 0 {
-                vec![]
-            } else {
-                vec![Segment::Slice(whole)]
-            };
-            (StatusCode::OK, segs)
+        None => {
+            if let Some(v) = content_type {
+                h.insert(CONTENT_TYPE, v);
+            }
         }
-        BodyPlan::Single(range) => {
-            let content_range = ContentRange::Bytes { range, length };
-            set_type(&mut h);
-            h.insert(CONTENT_RANGE, header_value(content_range.value()));
-            (StatusCode::PARTIAL_CONTENT, vec![Segment::Slice(range)])
-        }
-        BodyPlan::Multi(ranges) => {
-            let boundary = ctx.boundary.clone().unwrap_or_else(new_boundary);
-            let mp = multipart::plan(&boundary, &repr.content_type, ranges, length);
-            h.insert(CONTENT_TYPE, header_value(mp.content_type));
-            (StatusCode::PARTIAL_CONTENT, mp.segments)
-        }
-        BodyPlan::Unsatisfiable => {
-            let content_range = ContentRange::Unsatisfied { length };
-            h.insert(CONTENT_RANGE, header_value(content_range.value()));
-            return text(h, StatusCode::RANGE_NOT_SATISFIABLE, method);
-        }
-    };
+    }
+    if let Some(content_range) = payload.content_range {
+        h.insert(CONTENT_RANGE, header_value(content_range.value()));
+    }
     let (len, body) = match repr.source {
         // an object's bytes come from pinned store reads, not a descriptor
         Source::Object(src) => {
-            let body = ObjectBody::new(src, segments);
+            let body = ObjectBody::new(src, payload.segments);
             (body.len(), Body::new(body))
         }
         source => {
-            let body = FileBody::new(source, segments);
+            let body = FileBody::new(source, payload.segments);
             (body.len(), Body::new(body))
         }
     };
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    response(status, h, head_or(method, body))
+    response(payload.status, h, head_or(method, body))
+}
+
+/// What a 200 or 206 sends besides the version's head: its status, the
+/// body's segments, and the one header that differs by plan (Content-Range
+/// of a single range, or the multipart Content-Type). `None` for other plans.
+fn payload(plan: &ResponsePlan, repr: &Representation, ctx: &ResponseCtx) -> Option<Payload> {
+    let length = repr.length;
+    Some(match plan {
+        ResponsePlan::Full { .. } => Payload {
+            status: StatusCode::OK,
+            segments: match length {
+                0 => vec![],
+                _ => vec![Segment::Slice(ByteRange {
+                    start: 0,
+                    end: length - 1,
+                })],
+            },
+            content_range: None,
+            multipart_type: None,
+        },
+        ResponsePlan::Partial(range) => Payload {
+            status: StatusCode::PARTIAL_CONTENT,
+            segments: vec![Segment::Slice(*range)],
+            content_range: Some(ContentRange::Bytes {
+                range: *range,
+                length,
+            }),
+            multipart_type: None,
+        },
+        ResponsePlan::Multipart(ranges) => {
+            let boundary = ctx.boundary.clone().unwrap_or_else(new_boundary);
+            let mp = multipart::plan(&boundary, &repr.content_type, ranges, length);
+            Payload {
+                status: StatusCode::PARTIAL_CONTENT,
+                segments: mp.segments,
+                content_range: None,
+                multipart_type: Some(mp.content_type),
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// See [`payload`].
+struct Payload {
+    status: StatusCode,
+    segments: Vec<Segment>,
+    content_range: Option<ContentRange>,
+    multipart_type: Option<String>,
 }
 
 fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
@@ -529,14 +530,6 @@ fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body
     *res.status_mut() = status;
     *res.headers_mut() = headers;
     res
-}
-
-/// What the body of a 200/206/416 holds.
-enum BodyPlan<'a> {
-    Whole,
-    Single(ByteRange),
-    Multi(&'a [ByteRange]),
-    Unsatisfiable,
 }
 
 /// A short plain-text answer: the status code and reason.
