@@ -177,30 +177,48 @@ impl<T> TimedIo<T> {
         }
     }
 
-    /// Whether `deadline` has passed, arming `timer` for it otherwise.
+    /// Whether `deadline` has passed (it is `now`), arming `timer` for it
+    /// otherwise. A timer armed for an earlier instant still to come is
+    /// left as it is: when it fires, the caller is polled, sees the
+    /// deadline not yet passed, and it is armed for the deadline then.
+    /// (Deadlines move on with every request, and a reset is a trip into
+    /// the timer wheel: this makes it one per time limit, not per request.)
     fn expired(
         timer: &mut Pin<Box<Sleep>>,
         armed: &mut Option<Instant>,
         deadline: Instant,
+        now: Instant,
         cx: &mut Context<'_>,
     ) -> bool {
-        if Instant::now() >= deadline {
+        if now >= deadline {
             return true;
         }
-        if *armed != Some(deadline) {
+        let earlier = matches!(*armed, Some(a) if now < a && a <= deadline);
+        if !earlier && *armed != Some(deadline) {
             timer.as_mut().reset(deadline);
             *armed = Some(deadline);
         }
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if *armed == Some(deadline) {
+            return true;
+        }
+        // the earlier instant passed since `now` was read: arm the deadline
+        timer.as_mut().reset(deadline);
+        *armed = Some(deadline);
         timer.as_mut().poll(cx).is_ready()
     }
 
     fn write_pending(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
-        let since = *self.write_stalled_since.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        let since = *self.write_stalled_since.get_or_insert(now);
         let deadline = since + self.limits.send;
         Self::expired(
             &mut self.write_timer,
             &mut self.write_deadline,
             deadline,
+            now,
             cx,
         )
         .then(|| {
@@ -278,7 +296,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 // is always pending, so it is where a stalled stream is seen
                 let last = this.activity.body_polled_ms.load(Ordering::Acquire);
                 let deadline = epoch() + Duration::from_millis(last) + this.limits.send;
-                if Self::expired(&mut this.read_timer, &mut this.read_deadline, deadline, cx) {
+                let now = Instant::now();
+                if Self::expired(
+                    &mut this.read_timer,
+                    &mut this.read_deadline,
+                    deadline,
+                    now,
+                    cx,
+                ) {
                     Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "send timeout: no HTTP/2 stream made progress",
@@ -304,7 +329,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                     Some(t) if now < t + this.limits.idle => deadline.min(t + this.limits.idle),
                     _ => deadline,
                 };
-                if Self::expired(&mut this.read_timer, &mut this.read_deadline, check, cx) {
+                if Self::expired(
+                    &mut this.read_timer,
+                    &mut this.read_deadline,
+                    check,
+                    now,
+                    cx,
+                ) {
                     cx.waker().wake_by_ref();
                 }
                 Poll::Pending

@@ -23,6 +23,7 @@
 //! 0 entries disables the cache.
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,8 +43,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 #[derive(Debug)]
 pub struct FileState {
     /// The path a request reaches it by (root + request segments): what a
-    /// hit `stat`s.
-    pub joined: PathBuf,
+    /// hit `stat`s; kept as the C string the system call takes.
+    pub joined: CString,
     /// The real (canonical) path.
     pub real: Arc<PathBuf>,
     /// The open file.
@@ -60,7 +61,7 @@ pub struct FileState {
     /// its held bytes.
     pub racy_until: Option<SystemTime>,
     /// The Content-Type value.
-    pub content_type: String,
+    pub content_type: Arc<str>,
     /// Header values rendered once for this version.
     pub rendered: Arc<Rendered>,
     /// The whole file, when it is small: the bytes `digest` is of.
@@ -142,10 +143,7 @@ impl FileStates {
             }
             _ => None,
         };
-        let current = std::fs::metadata(&state.joined)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| FileStamp::of(&m));
+        let current = FileStamp::of_path(&state.joined);
         if current == Some(state.stamp) && state.racy_until.is_none_or(|t| SystemTime::now() < t) {
             return Some((state, read));
         }
@@ -229,7 +227,7 @@ mod tests {
         let file = File::open(&p).unwrap();
         let meta = file.metadata().unwrap();
         FileState {
-            joined: p.clone(),
+            joined: CString::new(p.as_os_str().as_encoded_bytes()).unwrap(),
             real: Arc::new(p),
             stamp: FileStamp::of(&meta),
             modified: meta.modified().unwrap(),
@@ -269,8 +267,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
         let mut large = state(dir.path(), "big", 0);
-        std::fs::write(&large.joined, &big).unwrap();
-        let file = File::open(&large.joined).unwrap();
+        let path = std::path::Path::new(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(large.joined.as_bytes()),
+        );
+        std::fs::write(path, &big).unwrap();
+        let file = File::open(path).unwrap();
         large.stamp = FileStamp::of(&file.metadata().unwrap());
         large.file = Arc::new(file);
         large.prefetched = None;

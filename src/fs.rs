@@ -413,6 +413,33 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
+    /// The stamp of the regular file `path` leads to (symlinks followed), if
+    /// it leads to one. One `statx` of the fields a stamp holds, with no
+    /// conversion of the path (it is a C string already).
+    pub fn of_path(path: &std::ffi::CStr) -> Option<FileStamp> {
+        use rustix::fs::{AtFlags, FileType, StatxFlags, CWD};
+        let wanted = StatxFlags::TYPE
+            | StatxFlags::INO
+            | StatxFlags::SIZE
+            | StatxFlags::MTIME
+            | StatxFlags::CTIME;
+        let x = rustix::fs::statx(CWD, path, AtFlags::empty(), wanted).ok()?;
+        if FileType::from_raw_mode(x.stx_mode.into()) != FileType::RegularFile {
+            return None;
+        }
+        let ns = |t: rustix::fs::StatxTimestamp| {
+            i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
+        };
+        Some(FileStamp {
+            // as std's `MetadataExt::dev` (glibc's `makedev`)
+            dev: rustix::fs::makedev(x.stx_dev_major, x.stx_dev_minor),
+            ino: x.stx_ino,
+            size: x.stx_size,
+            mtime_ns: ns(x.stx_mtime),
+            ctime_ns: ns(x.stx_ctime),
+        })
+    }
+
     /// The stamp of `m`.
     pub fn of(m: &Metadata) -> FileStamp {
         FileStamp {
@@ -597,6 +624,30 @@ pub(crate) fn read_exact_cached(file: &File, buf: &mut [u8], offset: u64) -> io:
     Ok(())
 }
 
+/// Open for reading what `handle` is open on, by its `/proc/self/fd/N`
+/// link. The directory is opened once per process: the walk to it (`/proc`,
+/// `self`, `fd`) was most of the cost of a miss's second open. `NotFound`
+/// where /proc is not mounted.
+fn reopen_by_proc(handle: &File) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    static FDS: std::sync::OnceLock<Option<rustix::fd::OwnedFd>> = std::sync::OnceLock::new();
+    let fds = FDS.get_or_init(|| {
+        let how = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        rustix::fs::open("/proc/self/fd", how, Mode::empty()).ok()
+    });
+    let Some(fds) = fds else {
+        return Err(io::ErrorKind::NotFound.into());
+    };
+    let name = rustix::path::DecInt::from_fd(handle);
+    let how = OFlags::RDONLY | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::openat(
+        fds,
+        name,
+        how,
+        Mode::empty(),
+    )?))
+}
+
 /// Reopen for reading the file behind the `O_PATH` `handle` (opened from
 /// `path`, with metadata `checked`) only if it is a regular file. `O_PATH`
 /// has no side effects on a FIFO or device (nothing is really opened), and
@@ -612,7 +663,7 @@ fn reopen_regular(
     if !checked.is_file() {
         return Ok(None);
     }
-    let file = match File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())) {
+    let file = match reopen_by_proc(handle) {
         // The very inode `checked` describes (a descriptor's magic link
         // cannot name another): `checked` stands for it. A change since
         // shows in the stamp check after the read that every caller makes.
@@ -642,6 +693,28 @@ mod tests {
                 .map(|s| s.into_string().unwrap())
                 .collect()
         })
+    }
+
+    #[test]
+    fn a_stamp_by_path_is_the_stamp_by_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "abc").unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("link")).unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let by_meta = FileStamp::of(&std::fs::metadata(&file).unwrap());
+        assert_eq!(FileStamp::of_path(&c(&file)), Some(by_meta));
+        // a symlink is followed, as a request's path is
+        assert_eq!(
+            FileStamp::of_path(&c(&dir.path().join("link"))),
+            Some(by_meta)
+        );
+        // only regular files have a stamp
+        assert_eq!(FileStamp::of_path(&c(&dir.path().join("d"))), None);
+        assert_eq!(FileStamp::of_path(&c(&dir.path().join("gone"))), None);
+        std::fs::write(&file, "abcd").unwrap();
+        assert_ne!(FileStamp::of_path(&c(&file)), Some(by_meta));
     }
 
     #[test]

@@ -53,8 +53,17 @@ pub const PLAIN_HEADERS: &[&str] = &[
     "referer",
 ];
 
-/// Where a part of a head lies in its buffer: start and end offsets.
-type Span = (usize, usize);
+/// Where a part of a head lies in its buffer: start and end offsets. A head
+/// is far below 4 GiB; 32-bit offsets halve a [`PlainHead`], which is moved
+/// by value on every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span(u32, u32);
+
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        self.0 as usize..self.1 as usize
+    }
+}
 
 /// A plain request head, as offsets into the buffer it was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +102,7 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
         // too big, too many lines, malformed: hyper says so
         _ => return Head::Other,
     };
-    if len > max_bytes || req.headers.len() > max_headers {
+    if len > max_bytes || len > u32::MAX as usize || req.headers.len() > max_headers {
         return Head::Other;
     }
     let method = match req.method {
@@ -108,19 +117,21 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
     if req.version != Some(1) {
         return Head::Other;
     }
+    // within the head, whose length fits 32 bits (checked above)
     let span = |s: &[u8]| {
         let at = s.as_ptr() as usize - buf.as_ptr() as usize;
-        (at, at + s.len())
+        Span(at as u32, (at + s.len()) as u32)
     };
     let mut head = PlainHead {
         method,
         len,
         target: span(path.as_bytes()),
-        lines: [((0, 0), (0, 0)); MAX_PLAIN_HEADERS],
+        lines: [(Span::default(), Span::default()); MAX_PLAIN_HEADERS],
         count: req.headers.len(),
     };
     for (slot, h) in head.lines.iter_mut().zip(req.headers.iter()) {
-        let known = |n: &&str| h.name.eq_ignore_ascii_case(n);
+        // lengths first: most names are told apart without a byte compared
+        let known = |n: &&str| n.len() == h.name.len() && h.name.eq_ignore_ascii_case(n);
         let plain = PLAIN_HEADERS.iter().any(known)
             || crate::plan::FACT_HEADERS.iter().any(known)
             // what HTTP/1.1 means anyway
@@ -138,12 +149,11 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
 /// was classified from, cut to its length). `None` if the target or a
 /// header is not one `http` accepts (then hyper answers it instead).
 fn request(head: &Bytes, plain: &PlainHead) -> Option<Request<()>> {
-    let (at, end) = plain.target;
-    let uri = Uri::from_maybe_shared(head.slice(at..end)).ok()?;
+    let uri = Uri::from_maybe_shared(head.slice(plain.target.range())).ok()?;
     let mut headers = HeaderMap::with_capacity(plain.count);
-    for ((n0, n1), (v0, v1)) in &plain.lines[..plain.count] {
-        let name = HeaderName::from_bytes(&head[*n0..*n1]).ok()?;
-        let value = HeaderValue::from_maybe_shared(head.slice(*v0..*v1)).ok()?;
+    for (name, value) in &plain.lines[..plain.count] {
+        let name = HeaderName::from_bytes(&head[name.range()]).ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value.range())).ok()?;
         headers.append(name, value);
     }
     let mut req = Request::new(());
@@ -308,7 +318,7 @@ pub async fn serve<I>(
     io: &mut I,
     app: &Arc<App>,
     conn: &ConnInfo,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> io::Result<End>
 where
     I: AsyncRead + AsyncWrite + Unpin,
@@ -318,6 +328,12 @@ where
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
     let express_on = express_allowed(app);
+    // One wait for a shutdown for the whole connection, rather than one made
+    // and dropped on every read; it sees any change since its receiver's
+    // last look, and `borrow` below sees one from before it was made.
+    let mut watching = shutdown.clone();
+    let stopped = watching.changed();
+    tokio::pin!(stopped);
     loop {
         let plain = loop {
             if !buf.is_empty() {
@@ -336,7 +352,7 @@ where
             let n = tokio::select! {
                 biased;
                 n = io.read_buf(&mut buf) => n?,
-                _ = shutdown.changed() => return Ok(End::Closed),
+                _ = &mut stopped => return Ok(End::Closed),
             };
             if n == 0 {
                 return Ok(End::Closed);
@@ -421,8 +437,7 @@ fn express_allowed(app: &App) -> bool {
 
 /// [`crate::handler::express`] for a plain head (`head`: its bytes).
 fn express(app: &App, plain: &PlainHead, head: &[u8], out: &mut Vec<u8>) -> Express {
-    let (t0, t1) = plain.target;
-    let Ok(target) = std::str::from_utf8(&head[t0..t1]) else {
+    let Ok(target) = std::str::from_utf8(&head[plain.target.range()]) else {
         return Express::Declined;
     };
     let method = match plain.method {
@@ -431,7 +446,7 @@ fn express(app: &App, plain: &PlainHead, head: &[u8], out: &mut Vec<u8>) -> Expr
     };
     let lines = plain.lines[..plain.count]
         .iter()
-        .map(|((n0, n1), (v0, v1))| (&head[*n0..*n1], &head[*v0..*v1]));
+        .map(|(name, value)| (&head[name.range()], &head[value.range()]));
     // a panic is answered by the full service, which contains it
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         crate::handler::express(app, method, target, lines, out)

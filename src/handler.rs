@@ -463,7 +463,11 @@ async fn file_state(
     };
     let mut joined = root.path().to_path_buf();
     joined.extend(&path.segments);
-    let content_type = content_type(&file.path);
+    // segments never hold NUL (`decode_path` refuses it)
+    let Ok(joined) = std::ffi::CString::new(joined.into_os_string().into_encoded_bytes()) else {
+        return Err(HttpError::Internal.into_response());
+    };
+    let content_type: Arc<str> = content_type(&file.path).into();
     let state = FileState {
         joined,
         rendered: Arc::new(Rendered::new(
@@ -869,7 +873,10 @@ impl<'a> Single<'a> {
     /// One more occurrence of a header that must occur at most once, with a
     /// visible-ASCII value (what `HeaderValue::to_str` accepts).
     fn add(self, value: &'a [u8]) -> Self {
-        let visible = value.iter().all(|&b| b == b'\t' || (32..127).contains(&b));
+        // no short circuit: the fold is vectorized (a value is read whole anyway)
+        let visible = value
+            .iter()
+            .fold(true, |ok, &b| ok & ((b == b'\t') | (32..127).contains(&b)));
         match self {
             Single::Absent if visible => {
                 std::str::from_utf8(value).map_or(Single::Invalid, Single::Value)
@@ -910,7 +917,9 @@ pub(crate) fn facts_of<'a>(
     let mut seen = [const { Single::Absent }; 6];
     for (name, value) in headers {
         let mut known = plan::FACT_HEADERS.iter();
-        if let Some(i) = known.position(|n| name.eq_ignore_ascii_case(n.as_bytes())) {
+        // lengths first: most names are told apart without a byte compared
+        let same = |n: &&str| n.len() == name.len() && name.eq_ignore_ascii_case(n.as_bytes());
+        if let Some(i) = known.position(same) {
             let prev = std::mem::replace(&mut seen[i], Single::Absent);
             seen[i] = prev.add(value);
         }

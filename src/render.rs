@@ -36,8 +36,8 @@ pub struct Representation {
     pub source: Source,
     /// Length in bytes.
     pub length: u64,
-    /// Media type.
-    pub content_type: String,
+    /// Media type (shared: cloned into every answer about a file).
+    pub content_type: Arc<str>,
     /// Content-Encoding, if the bytes are encoded.
     pub content_encoding: Option<&'static str>,
     /// The entity-tag sent, if any.
@@ -182,7 +182,7 @@ impl Rendered {
             && repr.etag.as_ref() == Some(&self.etag)
             && repr.last_modified == Some(self.last_modified)
             && repr.digest == Some(self.digest)
-            && repr.content_type == self.content_type
+            && *repr.content_type == *self.content_type
             && repr.content_encoding.is_none()
     }
 
@@ -409,7 +409,7 @@ pub fn render(
         );
     }
     h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let content_type = match pre.filter(|r| r.content_type == repr.content_type) {
+    let content_type = match pre.filter(|r| *r.content_type == *repr.content_type) {
         Some(Rendered {
             content_type_value: Some(v),
             ..

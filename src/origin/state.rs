@@ -75,7 +75,7 @@ pub struct ObjectState {
     /// SHA-256 of the content.
     pub digest: Digest,
     /// The Content-Type value (from the key's extension, as for files).
-    pub content_type: String,
+    pub content_type: Arc<str>,
     /// Header values rendered once for this version.
     pub rendered: Arc<Rendered>,
     /// The whole object, when it is small: the bytes `digest` is of.
@@ -392,7 +392,7 @@ impl ObjectStates {
             key: key.clone(),
             meta,
             digest,
-            content_type,
+            content_type: content_type.into(),
             rendered,
             held,
         })

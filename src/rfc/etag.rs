@@ -11,12 +11,13 @@ pub struct EntityTag {
     /// True for `W/"..."`.
     pub weak: bool,
     /// The characters between the quotes.
-    pub opaque: String,
+    /// Shared: a tag is cloned into every answer about its file.
+    pub opaque: std::sync::Arc<str>,
 }
 
 impl EntityTag {
     /// A strong tag with this opaque part (which must be `etagc` characters).
-    pub fn strong(opaque: impl Into<String>) -> Self {
+    pub fn strong(opaque: impl Into<std::sync::Arc<str>>) -> Self {
         EntityTag {
             weak: false,
             opaque: opaque.into(),
@@ -58,7 +59,7 @@ pub fn written_as(v: &str, tag: &EntityTag) -> bool {
     v.len() == tag.opaque.len() + 2
         && v.starts_with('"')
         && v.ends_with('"')
-        && v[1..v.len() - 1] == tag.opaque
+        && v[1..v.len() - 1] == *tag.opaque
 }
 
 /// Strong comparison (8.8.3.2): both strong and the opaque parts equal.
@@ -141,7 +142,7 @@ fn parse_one(s: &str) -> Result<(EntityTag, &str), EtagError> {
     }
     let tag = EntityTag {
         weak,
-        opaque: opaque.to_string(),
+        opaque: opaque.into(),
     };
     Ok((tag, &body[end + 1..]))
 }
