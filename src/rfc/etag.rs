@@ -26,7 +26,10 @@ impl EntityTag {
 
     /// The strong tag for a SHA-256 digest: 64 lowercase hex digits.
     pub fn from_sha256(digest: &[u8; 32]) -> Self {
-        EntityTag::strong(hex::encode(digest))
+        // into a buffer at once: `hex::encode` builds its String char by char
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(digest, &mut hex).expect("64 digits for 32 bytes");
+        EntityTag::strong(std::str::from_utf8(&hex).expect("hex digits"))
     }
 
     /// Parse exactly one entity-tag (surrounding whitespace allowed).
@@ -242,6 +245,8 @@ mod tests {
         assert_eq!(w("x").to_string(), "W/\"x\"");
         let t = EntityTag::from_sha256(&[0xab; 32]);
         assert_eq!(t.to_string(), format!("\"{}\"", "ab".repeat(32)));
+        let digest: [u8; 32] = std::array::from_fn(|i| (i * 37 + 5) as u8);
+        assert_eq!(*EntityTag::from_sha256(&digest).opaque, hex::encode(digest));
     }
 }
 
