@@ -53,7 +53,7 @@ pub async fn serve<B>(app: Arc<App>, conn: &ConnInfo, req: Request<B>) -> Respon
         )?;
         Some((Arc::clone(j), entry))
     });
-    let log = tracing::enabled!(target: "rangeserve::access", tracing::Level::INFO).then(|| {
+    let log = logging().then(|| {
         Box::new(Record {
             start: Instant::now(),
             method: req.method().clone(),
@@ -281,6 +281,57 @@ fn target_len(uri: &Uri) -> usize {
     let authority = uri.authority().map_or(0, |a| a.as_str().len());
     let scheme = uri.scheme_str().map_or(0, |s| s.len() + 3);
     pq + authority + scheme
+}
+
+/// Whether access lines are written (off with `-q`).
+pub(crate) fn logging() -> bool {
+    tracing::enabled!(target: "rangeserve::access", tracing::Level::INFO)
+}
+
+/// The access line of an answer that the HTTP/1.1 fast path wrote without
+/// the frame ([`crate::h1`]): the line [`serve`] writes, with the body bytes
+/// the answer gave and whether it was cut. It is written when this is
+/// dropped, so an answer abandoned midway still gets its line.
+pub(crate) struct ExpressLine {
+    record: Record,
+    /// Body bytes given so far.
+    pub sent: u64,
+    /// The whole answer was written.
+    pub done: bool,
+}
+
+impl ExpressLine {
+    /// The line of a `method` request for `target` (its first Range field
+    /// `range`), begun at `start` and answered with `status`. `None` for a
+    /// target the frame's `Uri` would not hold (never one the fast path
+    /// answers: it took the same `http` parse).
+    pub(crate) fn new(
+        app: &App,
+        conn: &ConnInfo,
+        start: Instant,
+        (method, target, range): (&Method, &str, Option<&[u8]>),
+        status: StatusCode,
+    ) -> Option<Self> {
+        Some(ExpressLine {
+            record: Record {
+                start,
+                method: method.clone(),
+                target: Uri::try_from(target).ok()?,
+                range: range.map(|v| String::from_utf8_lossy(v).into_owned()),
+                client: conn.peer,
+                status: status.as_u16(),
+                format: app.config.log_format,
+            },
+            sent: 0,
+            done: false,
+        })
+    }
+}
+
+impl Drop for ExpressLine {
+    fn drop(&mut self) {
+        self.record.write(self.sent, !self.done);
+    }
 }
 
 /// What the access line says about one request.

@@ -22,6 +22,7 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use axum::http::response::Parts;
@@ -328,6 +329,7 @@ where
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = Vec::with_capacity(1024);
     let express_on = express_allowed(app);
+    let logging = access::logging();
     // One wait for a shutdown for the whole connection, rather than one made
     // and dropped on every read; it sees any change since its receiver's
     // last look, and `borrow` below sees one from before it was made.
@@ -361,29 +363,54 @@ where
         let head_only = plain.method == Method::HEAD;
         if express_on {
             let _in_flight = conn.activity.start();
+            let start = logging.then(Instant::now);
             out.clear();
-            match express(app, &plain, &buf[..plain.len], &mut out) {
+            let answer = express(app, &plain, &buf[..plain.len], &mut out);
+            // the access line, as the frame writes it (none for a declined head)
+            let line = |status| {
+                let start = start?;
+                let head = &buf[..plain.len];
+                let target = std::str::from_utf8(&head[plain.target.range()]).ok()?;
+                let range = plain.lines[..plain.count]
+                    .iter()
+                    .find(|(name, _)| head[name.range()].eq_ignore_ascii_case(b"range"))
+                    .map(|(_, value)| &head[value.range()]);
+                let method = (&plain.method, target, range);
+                access::ExpressLine::new(app, conn, start, method, status)
+            };
+            match answer {
                 Express::Declined => out.clear(),
-                Express::Written(body) => {
+                Express::Written(status, mut body) => {
+                    let mut line = line(status);
                     buf.advance(plain.len);
-                    let framing = Framing::Length(body.as_ref().map_or(0, |b| b.len()));
-                    let sent = match body {
-                        Some(mut body) => write_body(io, &mut out, &mut body, framing).await?,
-                        None => {
-                            io.write_all(&out).await?;
-                            io.flush().await?;
-                            true
-                        }
+                    let len = body.as_ref().map_or(0, |b| b.len());
+                    let written = match &mut body {
+                        Some(body) => write_body(io, &mut out, body, Framing::Length(len)).await,
+                        None => write_head(io, &out).await,
                     };
-                    if !sent {
+                    if let Some(line) = &mut line {
+                        line.sent = len - body.as_ref().map_or(0, |b| b.len());
+                        line.done = matches!(written, Ok(true));
+                    }
+                    if !written? {
                         return Ok(End::Closed);
                     }
                     continue;
                 }
                 Express::Response(res) => {
+                    let mut line = line(res.status());
                     buf.advance(plain.len);
                     let (parts, body) = res.into_parts();
-                    match send(io, &mut out, &parts, body, head_only).await? {
+                    let len = match head_only {
+                        true => 0,
+                        false => http_body::Body::size_hint(&body).exact().unwrap_or(0),
+                    };
+                    let sent = send(io, &mut out, &parts, body, head_only).await;
+                    if let Some(line) = &mut line {
+                        line.done = sent.is_ok();
+                        line.sent = if line.done { len } else { 0 };
+                    }
+                    match sent? {
                         Sent::KeepOpen => continue,
                         Sent::Close => return Ok(End::Closed),
                     }
@@ -425,14 +452,21 @@ where
 }
 
 /// Whether [`crate::handler::express`] may answer this server's requests:
-/// only where the request frame adds nothing (no quirks, journal, CORS, or
-/// access log; a directory, not a store).
+/// only where the request frame adds nothing but the access line, which the
+/// fast path writes itself (no quirks, journal or CORS; a directory, not a
+/// store).
 fn express_allowed(app: &App) -> bool {
     app.quirks.is_none()
         && app.journal.is_none()
         && matches!(app.config.cors, crate::cors::Cors::Off)
         && matches!(app.backend, crate::handler::Backend::Dir(_))
-        && !tracing::enabled!(target: "rangeserve::access", tracing::Level::INFO)
+}
+
+/// Write a head that has no body after it.
+async fn write_head<I: AsyncWrite + Unpin>(io: &mut I, out: &[u8]) -> io::Result<bool> {
+    io.write_all(out).await?;
+    io.flush().await?;
+    Ok(true)
 }
 
 /// [`crate::handler::express`] for a plain head (`head`: its bytes).

@@ -613,8 +613,9 @@ fn file_repr(
 pub(crate) enum Express {
     /// Not a request it answers: the full service must.
     Declined,
-    /// The head is written; the body (none for HEAD) follows it.
-    Written(Option<FileBody>),
+    /// The head (of this status) is written; the body (none for HEAD and
+    /// 304) follows it.
+    Written(StatusCode, Option<FileBody>),
     /// An answer to be framed like any other.
     Response(Response),
 }
@@ -661,7 +662,14 @@ pub(crate) fn express<'a>(
     let plan = decide(app, &ctx, &facts, &repr);
     log_ignored(&plan, pq.path());
     match render::wire(&plan, method, repr, &ctx, out) {
-        Ok(body) => Express::Written(body),
+        Ok(body) => Express::Written(
+            match plan {
+                ResponsePlan::NotModified => StatusCode::NOT_MODIFIED,
+                ResponsePlan::Full { .. } => StatusCode::OK,
+                _ => StatusCode::PARTIAL_CONTENT,
+            },
+            body,
+        ),
         Err(repr) => Express::Response(render::render(&plan, method, repr, &ctx)),
     }
 }

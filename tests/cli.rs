@@ -924,6 +924,69 @@ fn json_access_log_has_one_object_per_response_with_bytes_and_cuts() {
     );
 }
 
+/// A warm answer, which the HTTP/1.1 fast path writes without the request
+/// frame, gets the access line that the same request got cold, through the
+/// frame: every field but the time and the client's port.
+#[test]
+fn warm_answers_log_the_access_line_cold_ones_do() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(hello())));
+    // method, target, headers, expected status
+    type Row<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+    let rows: &[Row] = &[
+        ("GET", "/full.txt", &[], 200),
+        ("GET", "/range.txt", &[("Range", "bytes=0-4")], 206),
+        ("GET", "/multi.txt", &[("Range", "bytes=0-0,-1")], 206),
+        ("HEAD", "/head.txt", &[], 200),
+        ("GET", "/query.txt?v=1", &[], 200),
+        ("GET", "/unsat.txt", &[("Range", "bytes=99999-")], 416),
+        ("GET", "/same.txt", &[("If-None-Match", &tag)], 304),
+        ("GET", "/failed.txt", &[("If-Match", "\"other\"")], 412),
+    ];
+    for (_, target, _, _) in rows {
+        let name = target.trim_start_matches('/').split('?').next().unwrap();
+        std::fs::write(dir.path().join(name), hello()).unwrap();
+    }
+    let (p, _line, addr) = Proc::start([
+        OsStr::new("--log-format"),
+        OsStr::new("json"),
+        OsStr::new("-p"),
+        OsStr::new("0"),
+        dir.path().as_os_str(),
+    ]);
+    let mut conn = Conn::new(addr);
+    for (method, target, headers, status) in rows {
+        for _ in 0..2 {
+            conn.send(method, target, headers);
+            let res = conn.read_response(*method == "HEAD");
+            assert_eq!(res.status(), *status, "{method} {target}");
+        }
+    }
+    drop(conn);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = p.kill();
+    let lines = json_lines(&out.stderr);
+    let fields = |l: &serde_json::Value| {
+        ["method", "path", "range", "status", "bytes", "cut"].map(|k| l.get(k).cloned())
+    };
+    for (method, target, _, status) in rows {
+        let mine: Vec<_> = lines
+            .iter()
+            .filter(|l| l["target"] == "rangeserve::access" && l["path"] == *target)
+            .collect();
+        assert_eq!(
+            mine.len(),
+            2,
+            "a line per answer to {target}: {}",
+            out.stderr
+        );
+        assert_eq!(fields(mine[0]), fields(mine[1]), "{method} {target}");
+        assert_eq!(mine[1]["status"], *status);
+        assert_eq!(mine[1]["cut"], false);
+    }
+}
+
 #[test]
 fn quiet_still_logs_rejections() {
     let (p, _line, addr) = Proc::start([
