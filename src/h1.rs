@@ -7,9 +7,10 @@
 //! and buffer juggling is what makes a small warm answer cheap.
 //!
 //! A plain request for a file already served and unchanged goes one step
-//! further where the service's frame would add nothing (no quirks, journal,
-//! CORS or access log): [`crate::handler::express`] plans it with the same
-//! rules and writes its head from bytes rendered once per file version.
+//! further where the service's frame would add nothing but the access line
+//! (no quirks, journal or CORS): [`crate::handler::express`] plans it with
+//! the same rules and writes its head from bytes rendered once per file
+//! version, and the access line is the frame's ([`crate::access::ExpressLine`]).
 //!
 //! Anything else hands the connection over to hyper for good, with the bytes
 //! already read: another method, HTTP/1.0, a head with a body or framing

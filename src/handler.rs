@@ -626,7 +626,8 @@ pub(crate) enum Express {
 /// 200 or 206 head written straight into `out` from the bytes rendered
 /// once for the version ([`render::wire`]). Declines whatever needs more:
 /// a refused head, a path not cached, a racy digest (its bodies are verified).
-/// Only for servers without quirks, journal, CORS or access log.
+/// Only for servers without quirks, journal or CORS (the caller writes the
+/// access line).
 pub(crate) fn express<'a>(
     app: &App,
     method: FileMethod,
