@@ -849,18 +849,23 @@ fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A server on port 0 for `dir` that logs JSON lines.
+fn json_logging_server(dir: &std::path::Path) -> (Proc, String, SocketAddr) {
+    Proc::start([
+        OsStr::new("--log-format"),
+        OsStr::new("json"),
+        OsStr::new("-p"),
+        OsStr::new("0"),
+        dir.as_os_str(),
+    ])
+}
+
 #[test]
 fn json_access_log_has_one_object_per_response_with_bytes_and_cuts() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), hello()).unwrap();
     std::fs::write(dir.path().join("big.bin"), vec![b'z'; 8 << 20]).unwrap();
-    let (p, _line, addr) = Proc::start([
-        OsStr::new("--log-format"),
-        OsStr::new("json"),
-        OsStr::new("-p"),
-        OsStr::new("0"),
-        dir.path().as_os_str(),
-    ]);
+    let (p, _line, addr) = json_logging_server(dir.path());
     let res = get_close(addr, "/hello.txt", &[("Range", "bytes=0-4")]);
     assert_eq!(res.status_line, "HTTP/1.1 206 Partial Content");
     // a download cut after its first bytes
@@ -948,13 +953,7 @@ fn warm_answers_log_the_access_line_cold_ones_do() {
         let name = target.trim_start_matches('/').split('?').next().unwrap();
         std::fs::write(dir.path().join(name), hello()).unwrap();
     }
-    let (p, _line, addr) = Proc::start([
-        OsStr::new("--log-format"),
-        OsStr::new("json"),
-        OsStr::new("-p"),
-        OsStr::new("0"),
-        dir.path().as_os_str(),
-    ]);
+    let (p, _line, addr) = json_logging_server(dir.path());
     let mut conn = Conn::new(addr);
     for (method, target, headers, status) in rows {
         for _ in 0..2 {
