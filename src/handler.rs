@@ -663,14 +663,7 @@ pub(crate) fn express<'a>(
     let plan = decide(app, &ctx, &facts, &repr);
     log_ignored(&plan, pq.path());
     match render::wire(&plan, method, repr, &ctx, out) {
-        Ok(body) => Express::Written(
-            match plan {
-                ResponsePlan::NotModified => StatusCode::NOT_MODIFIED,
-                ResponsePlan::Full { .. } => StatusCode::OK,
-                _ => StatusCode::PARTIAL_CONTENT,
-            },
-            body,
-        ),
+        Ok((status, body)) => Express::Written(status, body),
         Err(repr) => Express::Response(render::render(&plan, method, repr, &ctx)),
     }
 }

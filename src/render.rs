@@ -255,7 +255,7 @@ pub(crate) fn wire(
     repr: Representation,
     ctx: &ResponseCtx,
     out: &mut Vec<u8>,
-) -> Result<Option<FileBody>, Representation> {
+) -> Result<(StatusCode, Option<FileBody>), Representation> {
     let Some(pre) = repr.rendered.clone() else {
         return Err(repr);
     };
@@ -269,7 +269,7 @@ pub(crate) fn wire(
         out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
         head.write(&date_value(ctx.now), None, 0, out);
         out.extend_from_slice(b"\r\n");
-        return Ok(None);
+        return Ok((StatusCode::NOT_MODIFIED, None));
     }
     let Some(payload) = payload(plan, &repr, ctx) else {
         return Err(repr);
@@ -292,10 +292,11 @@ pub(crate) fn wire(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Ok(match method {
+    let body = match method {
         FileMethod::Get => Some(body),
         FileMethod::Head => None,
-    })
+    };
+    Ok((payload.status, body))
 }
 
 fn header_value(s: String) -> HeaderValue {
@@ -639,8 +640,11 @@ mod tests {
         for plan in &plans {
             for method in [FileMethod::Get, FileMethod::Head] {
                 let mut wired = Vec::new();
-                let body = wire(plan, method, repr(BYTES, &rendered), &ctx, &mut wired)
+                let (status, body) = wire(plan, method, repr(BYTES, &rendered), &ctx, &mut wired)
                     .unwrap_or_else(|_| panic!("{plan:?} has a wire head"));
+                // the status it reports is the one it wrote
+                let line = format!("HTTP/1.1 {} ", status.as_u16());
+                assert!(wired.starts_with(line.as_bytes()), "{plan:?} {status}");
                 if let Some(body) = body {
                     wired.extend(body.collect().await.unwrap().to_bytes());
                 }
