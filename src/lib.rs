@@ -57,6 +57,7 @@ mod body;
 #[doc(hidden)]
 #[cfg(feature = "cli")]
 pub mod cli;
+mod coalesce;
 #[doc(hidden)]
 pub mod conn;
 #[doc(hidden)]

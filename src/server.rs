@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tower::BoxError;
 
 use crate::access::{self, ConnInfo};
+use crate::coalesce::Coalesce;
 use crate::config::Config;
 use crate::conn::{Activity, TimedIo};
 use crate::filestate::FileStates;
@@ -663,7 +664,8 @@ where
                 // resets before they are served count against this
                 .max_pending_accept_reset_streams(Some(MAX_PENDING_RESETS))
                 .max_local_error_reset_streams(Some(MAX_ERROR_RESETS))
-                .serve_connection(TokioIo::new(io), service);
+                // one write for the responses that are ready together
+                .serve_connection(TokioIo::new(Coalesce::new(io)), service);
             watcher.watch(conn).await
         }
     }
