@@ -32,6 +32,9 @@ const HOLD_BYTES: usize = 64 * 1024;
 /// A write at least this large, with nothing held, goes through unbuffered
 /// (bulk bodies: batching would only add a copy).
 const DIRECT_BYTES: usize = 16 * 1024;
+/// A buffer that grew beyond this is given back once drained, so that an
+/// idle connection keeps at most this much.
+const KEEP_BYTES: usize = 16 * 1024;
 
 /// An I/O object whose writes are gathered per scheduler turn (see the
 /// module docs).
@@ -75,6 +78,9 @@ impl<I: AsyncWrite + Unpin> Coalesce<I> {
             }
         }
         self.held.clear();
+        if self.held.capacity() > KEEP_BYTES {
+            self.held = Vec::new();
+        }
         self.sent = 0;
         Poll::Ready(Ok(()))
     }
@@ -303,5 +309,11 @@ mod tests {
             written(&io)[2].len(),
             small.len() * (HOLD_BYTES / small.len())
         );
+        // the drained 64 KiB buffer was given back: only the last write is
+        // held, in a buffer of its own size
+        assert!(io.held.capacity() <= KEEP_BYTES);
+        poll_once(&mut io, &mut cx, &[]);
+        poll_once(&mut io, &mut cx, &[]);
+        assert_eq!(written(&io).len(), 4);
     }
 }
