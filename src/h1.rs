@@ -386,7 +386,9 @@ where
                     buf.advance(plain.len);
                     let len = body.as_ref().map_or(0, |b| b.len());
                     let written = match &mut body {
-                        Some(body) => write_body(io, &mut out, body, Framing::Length(len)).await,
+                        Some(body) => write_body(io, &mut out, body, Framing::Length(len))
+                            .await
+                            .map(|w| w.whole),
                         None => write_head(io, &out).await,
                     };
                     if let Some(line) = &mut line {
@@ -408,12 +410,15 @@ where
                     };
                     let sent = send(io, &mut out, &parts, body, head_only).await;
                     if let Some(line) = &mut line {
-                        line.done = sent.is_ok();
-                        line.sent = if line.done { len } else { 0 };
+                        (line.done, line.sent) = match &sent {
+                            Ok(Sent::KeepOpen | Sent::Close) => (true, len),
+                            Ok(Sent::Broken(given)) => (false, *given),
+                            Err(_) => (false, 0),
+                        };
                     }
                     match sent? {
                         Sent::KeepOpen => continue,
-                        Sent::Close => return Ok(End::Closed),
+                        Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
                     }
                 }
             }
@@ -447,7 +452,7 @@ where
         let (parts, body) = res.into_parts();
         match send(io, &mut out, &parts, body, head_only).await? {
             Sent::KeepOpen => {}
-            Sent::Close => return Ok(End::Closed),
+            Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
         }
     }
 }
@@ -493,6 +498,17 @@ fn express(app: &App, plain: &PlainHead, head: &[u8], out: &mut Vec<u8>) -> Expr
 enum Sent {
     KeepOpen,
     Close,
+    /// The body failed or broke its length after giving this many bytes:
+    /// the connection closes.
+    Broken(u64),
+}
+
+/// What became of a body that [`write_body`] wrote.
+struct Delivered {
+    /// Bytes the body gave.
+    given: u64,
+    /// It ended as its framing said.
+    whole: bool,
 }
 
 /// Frame and write a response to a `GET` or `HEAD` (`head_only`).
@@ -517,9 +533,10 @@ where
     out.clear();
     let date = crate::render::date_value(std::time::SystemTime::now());
     let (framing, close) = encode_head(parts, head_only, len, &date, out);
-    if !write_body(io, out, &mut body, framing).await? {
+    let written = write_body(io, out, &mut body, framing).await?;
+    if !written.whole {
         // the body failed or broke its length: never send more after it
-        return Ok(Sent::Close);
+        return Ok(Sent::Broken(written.given));
     }
     drop(body);
     if close {
@@ -538,14 +555,14 @@ where
 }
 
 /// Write the head in `out` and the body as `framing` says, gathering the
-/// frames that are at hand into one write. `Ok(false)`: the body failed or
+/// frames that are at hand into one write. Not `whole`: the body failed or
 /// did not match its length; the connection must close.
 async fn write_body<I, B>(
     io: &mut I,
     out: &mut Vec<u8>,
     body: &mut B,
     framing: Framing,
-) -> io::Result<bool>
+) -> io::Result<Delivered>
 where
     I: AsyncWrite + Unpin,
     B: http_body::Body<Data = Bytes> + Unpin,
@@ -570,16 +587,24 @@ where
             };
             let data = match frame {
                 None => break,
-                Some(Err(_)) => return Ok(false),
+                Some(Err(_)) => {
+                    return Ok(Delivered {
+                        given: sent,
+                        whole: false,
+                    })
+                }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => data,
                     _ => continue,
                 },
             };
-            sent += data.len() as u64;
-            if sent > want {
-                return Ok(false);
+            if sent + data.len() as u64 > want {
+                return Ok(Delivered {
+                    given: sent,
+                    whole: false,
+                });
             }
+            sent += data.len() as u64;
             if chunked {
                 out.extend_from_slice(format!("{:X}\r\n", data.len()).as_bytes());
             }
@@ -605,5 +630,82 @@ where
         out.clear();
     }
     io.flush().await?;
-    Ok(chunked || sent == want)
+    Ok(Delivered {
+        given: sent,
+        whole: chunked || sent == want,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Poll};
+
+    /// A body that claims `len` bytes and gives `frames`, then perhaps fails.
+    struct Frames {
+        len: u64,
+        frames: Vec<Result<&'static [u8], ()>>,
+    }
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, io::Error>>> {
+            if self.frames.is_empty() {
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(match self.frames.remove(0) {
+                Ok(b) => Ok(http_body::Frame::data(Bytes::from_static(b))),
+                Err(()) => Err(io::Error::other("the file changed")),
+            }))
+        }
+        fn size_hint(&self) -> http_body::SizeHint {
+            http_body::SizeHint::with_exact(self.len)
+        }
+    }
+
+    fn outcome(body: Frames) -> (Sent, Vec<u8>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (parts, ()) = axum::http::Response::new(()).into_parts();
+        let mut wire = Vec::new();
+        let sent = rt
+            .block_on(send(&mut wire, &mut Vec::new(), &parts, body, false))
+            .unwrap();
+        (sent, wire)
+    }
+
+    #[test]
+    fn a_body_that_breaks_is_reported_with_the_bytes_it_gave() {
+        // whole: the connection stays open
+        let (sent, wire) = outcome(Frames {
+            len: 6,
+            frames: vec![Ok(b"abc"), Ok(b"def")],
+        });
+        assert!(matches!(sent, Sent::KeepOpen));
+        assert!(wire.ends_with(b"\r\n\r\nabcdef"));
+        // failing after 3 of 6 bytes: broken, and nothing after the failure
+        let (sent, wire) = outcome(Frames {
+            len: 6,
+            frames: vec![Ok(b"abc"), Err(()), Ok(b"def")],
+        });
+        assert!(matches!(sent, Sent::Broken(3)));
+        assert!(!wire.ends_with(b"def"));
+        // ending short of its length, or going past it: broken too
+        let (sent, _) = outcome(Frames {
+            len: 6,
+            frames: vec![Ok(b"abc")],
+        });
+        assert!(matches!(sent, Sent::Broken(3)));
+        let (sent, wire) = outcome(Frames {
+            len: 4,
+            frames: vec![Ok(b"abc"), Ok(b"def")],
+        });
+        assert!(matches!(sent, Sent::Broken(3)));
+        assert!(!wire.ends_with(b"def"));
+    }
 }
