@@ -6,8 +6,9 @@
 //! the service set none). Skipping hyper's dispatcher, header re-encoding
 //! and buffer juggling is what makes a small warm answer cheap.
 //!
-//! A plain request for a file already served and unchanged goes one step
-//! further where the service's frame would add nothing but the access line
+//! A plain request for a file already served and unchanged (or one whose
+//! open and digest need no waiting) goes one step further where the
+//! service's frame would add nothing but the access line
 //! (no quirks, journal or CORS): [`crate::handler::express`] plans it with
 //! the same rules and writes its head from bytes rendered once per file
 //! version, and the access line is the frame's ([`crate::access::ExpressLine`]).

@@ -20,7 +20,7 @@ use crate::error::{HttpError, ALLOWED_METHODS};
 use crate::filestate::{FileState, FileStates};
 use crate::fs::FileStamp;
 use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
-use crate::hashcache::{HashCache, HashError, Hashed};
+use crate::hashcache::{Digest, HashCache, HashError, Hashed};
 use crate::listing;
 use crate::origin::state::ObjectStates;
 use crate::plan::{self, FileMethod, RangeHeader, RequestFacts, ResponsePlan};
@@ -370,6 +370,86 @@ fn sha256(bytes: &[u8]) -> crate::hashcache::Digest {
     sha2::Sha256::digest(bytes).into()
 }
 
+/// The digest of an opened file when it needs no waiting: a small file's
+/// (whole in `prefetched`) from its own bytes or, when a stamp taken after
+/// the read still equals the one taken before, a settled digest of that
+/// version; a large file's settled digest from the hash cache. `Err`: the
+/// bytes of a small file must be hashed off the async worker (`true`: a
+/// digest made from them may be kept for the version). `Ok(None)`: a large
+/// file's digest must be asked of the hash cache.
+fn digest_now(app: &App, file: &OpenFile) -> Result<Option<Hashed>, bool> {
+    let Some(bytes) = file.prefetched.as_ref().filter(|_| file.whole) else {
+        return Ok(app
+            .hashes
+            .known_settled(&file.path, file.stamp)
+            .map(|digest| Hashed {
+                digest,
+                settled: true,
+            }));
+    };
+    // A stamp taken after the read that still equals the one taken before
+    // says the bytes are of that version (the same trust as any large
+    // file's reads): then a settled digest of the version vouches for them,
+    // and one made from them may be kept for it.
+    let unchanged = file
+        .file
+        .metadata()
+        .is_ok_and(|m| FileStamp::of(&m) == file.stamp);
+    if let Some(digest) = app
+        .hashes
+        .known_settled(&file.path, file.stamp)
+        .filter(|_| unchanged)
+    {
+        return Ok(Some(Hashed {
+            digest,
+            settled: true,
+        }));
+    }
+    if bytes.bytes.len() as u64 > crate::fs::INLINE_SMALL_MAX {
+        // hundreds of microseconds: not on an async worker
+        return Err(unchanged);
+    }
+    let read_at = read_at();
+    Ok(Some(small_digest(
+        app,
+        file,
+        unchanged,
+        read_at,
+        sha256(&bytes.bytes),
+    )))
+}
+
+/// When a small file's bytes, read at its open, were read: a second before
+/// now, to be safe.
+fn read_at() -> SystemTime {
+    SystemTime::now() - Duration::from_secs(1)
+}
+
+/// The [`Hashed`] of a small file's own bytes (`digest`, hashing begun
+/// after `read_at`), remembered for its version when `unchanged`. Of the
+/// very bytes held and served: they always agree. Still, a read within the
+/// window may have seen a version that a writer replaced without moving the
+/// stamp: such an entry is read again once the window has passed (its
+/// bodies need no verifying).
+fn small_digest(
+    app: &App,
+    file: &OpenFile,
+    unchanged: bool,
+    read_at: SystemTime,
+    digest: Digest,
+) -> Hashed {
+    app.hashes.count_computed(file.stamp.size);
+    let window = Some(app.hashes.window()).filter(|w| *w != Duration::MAX);
+    let hashed = Hashed {
+        digest,
+        settled: crate::hashcache::settled(&file.stamp, read_at, window),
+    };
+    if unchanged {
+        app.hashes.remember(&file.path, file.stamp, hashed);
+    }
+    hashed
+}
+
 /// The state of an opened file: its digest (from the small file's own
 /// buffer, or the hash cache), rendered values and bytes held. A file that
 /// changes while being hashed is re-opened and hashed again, a few times.
@@ -381,50 +461,20 @@ async fn file_state(
 ) -> Result<(FileState, Option<Prefetched>), Response> {
     let mut attempt = 1;
     let hashed = loop {
-        if let Some(bytes) = file.prefetched.as_ref().filter(|_| file.whole) {
-            // A stamp taken after the read that still equals the one taken
-            // before says the bytes are of that version (the same trust as
-            // any large file's reads): then a settled digest of the version
-            // vouches for them, and one made from them may be kept for it.
-            let unchanged = file
-                .file
-                .metadata()
-                .is_ok_and(|m| FileStamp::of(&m) == file.stamp);
-            if let Some(digest) = app
-                .hashes
-                .known_settled(&file.path, file.stamp)
-                .filter(|_| unchanged)
-            {
-                break Hashed {
-                    digest,
-                    settled: true,
+        match digest_now(app, &file) {
+            Ok(Some(hashed)) => break hashed,
+            Err(unchanged) => {
+                let held = match &file.prefetched {
+                    Some(bytes) => bytes.bytes.clone(),
+                    None => return Err(HttpError::Internal.into_response()),
                 };
+                let read_at = read_at();
+                let digest = tokio::task::spawn_blocking(move || sha256(&held))
+                    .await
+                    .map_err(|_| HttpError::Internal.into_response())?;
+                break small_digest(app, &file, unchanged, read_at, digest);
             }
-            app.hashes.count_computed(file.stamp.size);
-            // Of the very bytes held and served: they always agree. Still, a
-            // read within the window may have seen a version that a writer
-            // replaced without moving the stamp: such an entry is read again
-            // once the window has passed (its bodies need no verifying).
-            let read_at = SystemTime::now() - Duration::from_secs(1);
-            let window = Some(app.hashes.window()).filter(|w| *w != Duration::MAX);
-            let digest = match bytes.bytes.len() as u64 {
-                n if n <= crate::fs::INLINE_SMALL_MAX => sha256(&bytes.bytes),
-                // hundreds of microseconds: not on an async worker
-                _ => {
-                    let held = bytes.bytes.clone();
-                    tokio::task::spawn_blocking(move || sha256(&held))
-                        .await
-                        .map_err(|_| HttpError::Internal.into_response())?
-                }
-            };
-            let hashed = Hashed {
-                digest,
-                settled: crate::hashcache::settled(&file.stamp, read_at, window),
-            };
-            if unchanged {
-                app.hashes.remember(&file.path, file.stamp, hashed);
-            }
-            break hashed;
+            Ok(None) => {}
         }
         match app.hashes.digest(&file.path, &file.file, file.stamp).await {
             Ok(h) => break h,
@@ -445,6 +495,17 @@ async fn file_state(
             }
         }
     };
+    state_of(app, path, file, hashed).ok_or_else(|| HttpError::Internal.into_response())
+}
+
+/// The [`FileState`] of an opened file whose digest is `hashed`, and the
+/// first range read with the open of a large file (`None` for a store).
+fn state_of(
+    app: &App,
+    path: &RequestPath,
+    file: OpenFile,
+    hashed: Hashed,
+) -> Option<(FileState, Option<Prefetched>)> {
     let digest = hashed.digest;
     let racy_until = (!hashed.settled).then(|| {
         let changed = file.stamp.mtime_ns.max(file.stamp.ctime_ns).max(0) as u128;
@@ -459,14 +520,12 @@ async fn file_state(
         false => (None, file.prefetched),
     };
     let Backend::Dir(root) = &app.backend else {
-        return Err(HttpError::Internal.into_response());
+        return None;
     };
     let mut joined = root.path().to_path_buf();
     joined.extend(&path.segments);
     // segments never hold NUL (`decode_path` refuses it)
-    let Ok(joined) = std::ffi::CString::new(joined.into_os_string().into_encoded_bytes()) else {
-        return Err(HttpError::Internal.into_response());
-    };
+    let joined = std::ffi::CString::new(joined.into_os_string().into_encoded_bytes()).ok()?;
     let content_type: Arc<str> = content_type(&file.path).into();
     let state = FileState {
         joined,
@@ -484,7 +543,7 @@ async fn file_state(
         racy_until,
         prefetched: held,
     };
-    Ok((state, first_range))
+    Some((state, first_range))
 }
 
 /// Serve a file just opened; its state is kept under `cache_key`, if any,
@@ -621,11 +680,13 @@ pub(crate) enum Express {
 }
 
 /// The answer to a plain request (see [`crate::h1`]) for a file already
-/// served and still the same version, without the request frame's maps:
-/// the same plan ([`plan::decide`]) and values as [`serve_file`], with a
-/// 200 or 206 head written straight into `out` from the bytes rendered
-/// once for the version ([`render::wire`]). Declines whatever needs more:
-/// a refused head, a path not cached, a racy digest (its bodies are verified).
+/// served and still the same version, or one that opens with all it takes
+/// at hand ([`open_now`]), without the request frame's maps: the same plan
+/// ([`plan::decide`]) and values as [`serve_file`], with a 200 or 206 head
+/// written straight into `out` from the bytes rendered once for the
+/// version ([`render::wire`]). Declines whatever needs more: a refused
+/// head, a path [`open_now`] leaves to [`serve`], a racy digest (its bodies
+/// are verified).
 /// Only for servers without quirks, journal or CORS (the caller writes the
 /// access line).
 pub(crate) fn express<'a>(
@@ -652,7 +713,11 @@ pub(crate) fn express<'a>(
         (FileMethod::Get, RangeHeader::Value(v)) => range::first_spec(v),
         _ => None,
     };
-    let Some((file, first_range)) = app.files.get_reading(pq.path(), want) else {
+    let Some((file, first_range)) = app
+        .files
+        .get_reading(pq.path(), want)
+        .or_else(|| open_now(app, pq.path(), want()))
+    else {
         return Express::Declined;
     };
     if file.racy_until.is_some() && file.prefetched.is_none() {
@@ -666,6 +731,37 @@ pub(crate) fn express<'a>(
         Ok((status, body)) => Express::Written(status, body),
         Err(repr) => Express::Response(render::render(&plan, method, repr, &ctx)),
     }
+}
+
+/// A file not in the file-state cache, opened and its state made and kept
+/// as [`serve`] would, when all it takes is at hand: the kernel's caches
+/// for the open ([`Root::resolve_cached`]) and a digest that needs no
+/// waiting ([`digest_now`]). `None` where [`serve`] would do anything else
+/// (refuse the path, redirect, list, go to the blocking pool), which it
+/// then does.
+fn open_now(
+    app: &App,
+    raw_path: &str,
+    want: Option<RangeSpec>,
+) -> Option<(Arc<FileState>, Option<Prefetched>)> {
+    let Backend::Dir(root) = &app.backend else {
+        return None;
+    };
+    let path = decode_path(raw_path).ok()?;
+    let refused = (!app.config.hidden && path.is_hidden())
+        || path
+            .segments
+            .first()
+            .is_some_and(|s| s == crate::journal::RESERVED_SEGMENT);
+    if refused || path.trailing_slash {
+        return None;
+    }
+    let Some(Resolved::File(file)) = root.resolve_cached(&path, want) else {
+        return None;
+    };
+    let hashed = digest_now(app, &file).ok()??;
+    let (state, first_range) = state_of(app, &path, file, hashed)?;
+    Some((app.files.insert(raw_path, state), first_range))
 }
 
 /// The response-wide values of a response made now.
