@@ -175,10 +175,10 @@ mod tests {
         }
     }
 
-    /// A sink that records each write call it gets.
+    /// A socket that records each write call and has nothing to read yet.
     #[derive(Default)]
-    struct Calls(Vec<Vec<u8>>);
-    impl AsyncWrite for Calls {
+    struct Sink(Vec<Vec<u8>>);
+    impl AsyncWrite for Sink {
         fn poll_write(
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
@@ -194,10 +194,7 @@ mod tests {
             Poll::Ready(Ok(()))
         }
     }
-
-    /// A source with nothing to read yet.
-    struct Idle;
-    impl AsyncRead for Idle {
+    impl AsyncRead for Sink {
         fn poll_read(
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
@@ -207,40 +204,13 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Both(Calls);
-    impl AsyncWrite for Both {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.0).poll_write(cx, buf)
-        }
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_flush(cx)
-        }
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_shutdown(cx)
-        }
-    }
-    impl AsyncRead for Both {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            Pin::new(&mut Idle).poll_read(cx, buf)
-        }
-    }
-
-    fn written(io: &Coalesce<Both>) -> Vec<Vec<u8>> {
-        io.inner.0 .0.clone()
+    fn written(io: &Coalesce<Sink>) -> Vec<Vec<u8>> {
+        io.inner.0.clone()
     }
 
     /// One poll of a connection as the h2 codec makes it: read until
     /// nothing is left, then write what is queued and flush.
-    fn poll_once(io: &mut Pin<&mut Coalesce<Both>>, cx: &mut Context<'_>, queued: &[&[u8]]) {
+    fn poll_once(io: &mut Pin<&mut Coalesce<Sink>>, cx: &mut Context<'_>, queued: &[&[u8]]) {
         let mut space = [0u8; 16];
         assert!(io
             .as_mut()
@@ -258,7 +228,7 @@ mod tests {
         let count = Arc::new(Count::default());
         let waker = Waker::from(Arc::clone(&count));
         let mut cx = Context::from_waker(&waker);
-        let mut io = Coalesce::new(Both::default());
+        let mut io = Coalesce::new(Sink::default());
         let mut io = Pin::new(&mut io);
         let woken = || count.0.load(Ordering::SeqCst);
 
@@ -284,7 +254,7 @@ mod tests {
     fn a_shutdown_a_full_buffer_and_a_large_write_do_not_wait() {
         let waker = Waker::from(Arc::new(Count::default()));
         let mut cx = Context::from_waker(&waker);
-        let mut io = Coalesce::new(Both::default());
+        let mut io = Coalesce::new(Sink::default());
         let mut io = Pin::new(&mut io);
         // held bytes are written before the shutdown
         poll_once(&mut io, &mut cx, &[b"last"]);
