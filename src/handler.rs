@@ -713,12 +713,14 @@ pub(crate) fn express<'a>(
         (FileMethod::Get, RangeHeader::Value(v)) => range::first_spec(v),
         _ => None,
     };
-    let Some((file, first_range)) = app
-        .files
-        .get_reading(pq.path(), want)
-        .or_else(|| open_now(app, pq.path(), want()))
-    else {
-        return Express::Declined;
+    let (file, first_range) = match app.files.get_reading(pq.path(), want) {
+        Some(hit) => hit,
+        None => match open_now(app, pq.path(), want()) {
+            OpenNow::File(file, first_range) => (file, first_range),
+            // what `serve` answers a path that names nothing it serves
+            OpenNow::NotFound => return Express::Response(HttpError::NotFound.into_response()),
+            OpenNow::Declined => return Express::Declined,
+        },
     };
     if file.racy_until.is_some() && file.prefetched.is_none() {
         return Express::Declined;
@@ -736,32 +738,45 @@ pub(crate) fn express<'a>(
 /// A file not in the file-state cache, opened and its state made and kept
 /// as [`serve`] would, when all it takes is at hand: the kernel's caches
 /// for the open ([`Root::resolve_cached`]) and a digest that needs no
-/// waiting ([`digest_now`]). `None` where [`serve`] would do anything else
-/// (refuse the path, redirect, list, go to the blocking pool), which it
-/// then does.
-fn open_now(
-    app: &App,
-    raw_path: &str,
-    want: Option<RangeSpec>,
-) -> Option<(Arc<FileState>, Option<Prefetched>)> {
+/// waiting ([`digest_now`]).
+fn open_now(app: &App, raw_path: &str, want: Option<RangeSpec>) -> OpenNow {
     let Backend::Dir(root) = &app.backend else {
-        return None;
+        return OpenNow::Declined;
     };
-    let path = decode_path(raw_path).ok()?;
+    let Ok(path) = decode_path(raw_path) else {
+        return OpenNow::Declined;
+    };
     let refused = (!app.config.hidden && path.is_hidden())
         || path
             .segments
             .first()
             .is_some_and(|s| s == crate::journal::RESERVED_SEGMENT);
     if refused || path.trailing_slash {
-        return None;
+        return OpenNow::Declined;
     }
-    let Some(Resolved::File(file)) = root.resolve_cached(&path, want) else {
-        return None;
+    let file = match root.resolve_cached(&path, want) {
+        Some(Resolved::File(file)) => file,
+        Some(Resolved::NotFound) => return OpenNow::NotFound,
+        _ => return OpenNow::Declined,
     };
-    let hashed = digest_now(app, &file).ok()??;
-    let (state, first_range) = state_of(app, &path, file, hashed)?;
-    Some((app.files.insert(raw_path, state), first_range))
+    let Ok(Some(hashed)) = digest_now(app, &file) else {
+        return OpenNow::Declined;
+    };
+    match state_of(app, &path, file, hashed) {
+        Some((state, first_range)) => OpenNow::File(app.files.insert(raw_path, state), first_range),
+        None => OpenNow::Declined,
+    }
+}
+
+/// What [`open_now`] made of a path.
+enum OpenNow {
+    /// Opened and its state kept; the first range read with the open.
+    File(Arc<FileState>, Option<Prefetched>),
+    /// Missing, or not a regular file: [`serve`] answers it 404 too.
+    NotFound,
+    /// Anything else (a refused path, a directory, an open or a digest that
+    /// must wait): [`serve`] does it.
+    Declined,
 }
 
 /// The response-wide values of a response made now.
