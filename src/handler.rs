@@ -180,21 +180,13 @@ async fn serve(
         }
     }
     let path = match decode_path(raw_path) {
-        Ok(p) if !app.config.hidden && p.is_hidden() => {
-            tracing::info!(path = %Clipped(raw_path), reason = "hidden entry", "refused path");
-            return HttpError::NotFound.into_response();
-        }
-        // the server's own endpoints' namespace: never a file, even if the
-        // directory has one there (and with a /_quirks/ prefix too)
-        Ok(p)
-            if p.segments
-                .first()
-                .is_some_and(|s| s == crate::journal::RESERVED_SEGMENT) =>
-        {
-            tracing::info!(path = %Clipped(raw_path), reason = "reserved path", "refused path");
-            return HttpError::NotFound.into_response();
-        }
-        Ok(p) => p,
+        Ok(p) => match refused(app, &p) {
+            Some(reason) => {
+                tracing::info!(path = %Clipped(raw_path), reason, "refused path");
+                return HttpError::NotFound.into_response();
+            }
+            None => p,
+        },
         Err(e) => {
             tracing::warn!(path = %Clipped(raw_path), reason = %e, "refused path");
             return HttpError::NotFound.into_response();
@@ -735,6 +727,20 @@ pub(crate) fn express<'a>(
     }
 }
 
+/// Why a decoded path is never served as a file, if it is not: a hidden
+/// entry (unless served), or the server's own endpoints' namespace (never a
+/// file, even if the directory has one there, and with a /_quirks/ prefix
+/// too).
+fn refused(app: &App, path: &RequestPath) -> Option<&'static str> {
+    if !app.config.hidden && path.is_hidden() {
+        return Some("hidden entry");
+    }
+    path.segments
+        .first()
+        .is_some_and(|s| s == crate::journal::RESERVED_SEGMENT)
+        .then_some("reserved path")
+}
+
 /// A file not in the file-state cache, opened and its state made and kept
 /// as [`serve`] would, when all it takes is at hand: the kernel's caches
 /// for the open ([`Root::resolve_cached`]) and a digest that needs no
@@ -746,12 +752,7 @@ fn open_now(app: &App, raw_path: &str, want: Option<RangeSpec>) -> OpenNow {
     let Ok(path) = decode_path(raw_path) else {
         return OpenNow::Declined;
     };
-    let refused = (!app.config.hidden && path.is_hidden())
-        || path
-            .segments
-            .first()
-            .is_some_and(|s| s == crate::journal::RESERVED_SEGMENT);
-    if refused || path.trailing_slash {
+    if refused(app, &path).is_some() || path.trailing_slash {
         return OpenNow::Declined;
     }
     let file = match root.resolve_cached(&path, want) {
