@@ -18,6 +18,18 @@
 //! of a large file reads it (page cache only) before that `stat`, which
 //! then vouches for the bytes too: one `stat` per hit, no `fstat` after.
 //!
+//! **Shared revalidations.** What a hit needs is a `stat` that began after
+//! its request was read: a change that completed before the request was
+//! sent shows in it. Such a `stat` made for another request serves as well.
+//! [`Ticket`]s order the two: one is drawn when a request has been read and
+//! one when a revalidating `stat` begins, from one counter; a `stat` that
+//! found the entry unchanged vouches for every request whose ticket is
+//! older than its own (not for bytes read after it, so a hit that reads
+//! does its own). Under load, the HTTP/1.1 fast path lets a request for an
+//! entry revalidated within the last [`SHARE_WINDOW`] wait one turn of the
+//! scheduler (a yield), so the requests read in the same turn share the
+//! next `stat` instead of making one each ([`FileStates::hot`]).
+//!
 //! Bounded: at most `max_entries` entries (each holds one descriptor) and
 //! `max_bytes` of small-file bytes; the least recently used entries go first.
 //! 0 entries disables the cache.
@@ -26,8 +38,9 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::fs::{read_window_cached, FileStamp, Prefetched};
 use crate::hashcache::Digest;
@@ -38,6 +51,67 @@ use crate::rfc::range::RangeSpec;
 pub const DEFAULT_MAX_ENTRIES: usize = 1000;
 /// Default `--small-file-cache`: bytes of small files kept in memory.
 pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How recently an entry must have been revalidated for a request to wait
+/// for the next shared revalidation ([`FileStates::hot`]): below the gap
+/// between one client's requests (a loopback round trip is about 50 µs),
+/// above that between concurrent clients' requests under load.
+pub const SHARE_WINDOW: Duration = Duration::from_micros(20);
+
+/// Tickets, drawn from one counter by requests (once read) and by
+/// revalidating `stat`s (before they begin). See the module docs.
+static TICKETS: AtomicU64 = AtomicU64::new(1);
+
+/// The zero of [`Checked::at_ns`].
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn since_epoch_ns() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A place in the order of requests read and revalidations begun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+impl Ticket {
+    /// A new ticket, later than every ticket drawn before it. A request
+    /// draws one after its bytes were read; a revalidation, before its
+    /// `stat`. (Read-modify-writes of one atomic, acquire and release: a
+    /// revalidation whose ticket is later than a request's synchronizes with
+    /// that request's draw, so its `stat` happens after the request's read.)
+    pub fn draw() -> Ticket {
+        Ticket(TICKETS.fetch_add(1, Ordering::AcqRel))
+    }
+}
+
+/// The last revalidation of an entry that found its file unchanged.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Its ticket (0: none yet).
+    ticket: AtomicU64,
+    /// When it was made, in nanoseconds since [`EPOCH`].
+    at_ns: AtomicU64,
+}
+
+impl Checked {
+    /// Record a revalidation that drew `ticket` and found the file unchanged.
+    fn record(&self, ticket: Ticket) {
+        self.ticket.fetch_max(ticket.0, Ordering::AcqRel);
+        self.at_ns.fetch_max(since_epoch_ns(), Ordering::Relaxed);
+    }
+
+    /// Whether a revalidation that began after the request holding `seen`
+    /// was read found the file unchanged.
+    fn vouches_for(&self, seen: Ticket) -> bool {
+        self.ticket.load(Ordering::Acquire) > seen.0
+    }
+
+    /// Whether the last one was made within [`SHARE_WINDOW`].
+    fn recent(&self) -> bool {
+        let at = self.at_ns.load(Ordering::Relaxed);
+        at != 0 && since_epoch_ns().saturating_sub(at) < SHARE_WINDOW.as_nanos() as u64
+    }
+}
 
 /// One version of one file, as served.
 #[derive(Debug)]
@@ -66,6 +140,8 @@ pub struct FileState {
     pub rendered: Arc<Rendered>,
     /// The whole file, when it is small: the bytes `digest` is of.
     pub prefetched: Option<Prefetched>,
+    /// Its last revalidation that found it unchanged.
+    pub checked: Checked,
 }
 
 impl FileState {
@@ -111,7 +187,7 @@ impl FileStates {
     /// One `stat` (cheap for a path whose dentries are cached; it runs on the
     /// caller's thread).
     pub fn get(&self, key: &str) -> Option<Arc<FileState>> {
-        self.get_reading(key, || None).map(|(state, _)| state)
+        self.get_reading(key, || None, None).map(|(state, _)| state)
     }
 
     /// [`get`](Self::get) for a request whose first range-spec is `want()`
@@ -121,10 +197,15 @@ impl FileStates {
     /// that the bytes read are of it (a read then a stamp check, as every
     /// body read is; instead of a `stat` before and an `fstat` after).
     /// Not for a racy entry, whose bodies are verified against the digest.
+    ///
+    /// `seen`: the ticket the request drew once read, if it drew one. A hit
+    /// that reads nothing needs no `stat` of its own when another request's
+    /// revalidation that began after `seen` found the entry unchanged.
     pub fn get_reading(
         &self,
         key: &str,
         want: impl FnOnce() -> Option<RangeSpec>,
+        seen: Option<Ticket>,
     ) -> Option<(Arc<FileState>, Option<Prefetched>)> {
         if self.max_entries == 0 {
             return None;
@@ -143,8 +224,16 @@ impl FileStates {
             }
             _ => None,
         };
+        let settled = state.racy_until.is_none();
+        if settled && read.is_none() && seen.is_some_and(|seen| state.checked.vouches_for(seen)) {
+            return Some((state, None));
+        }
+        let ticket = Ticket::draw();
         let current = FileStamp::of_path(&state.joined);
         if current == Some(state.stamp) && state.racy_until.is_none_or(|t| SystemTime::now() < t) {
+            if settled {
+                state.checked.record(ticket);
+            }
             return Some((state, read));
         }
         self.forget(key, &state);
@@ -196,6 +285,22 @@ impl FileStates {
         state
     }
 
+    /// Whether `key` has a settled entry that was revalidated within
+    /// [`SHARE_WINDOW`]: requests for it come faster than one `stat` apiece
+    /// is worth, and one that waits a turn of the scheduler will likely
+    /// share a revalidation (see the module docs). A hint only: what a hit
+    /// may skip is decided by [`get_reading`](Self::get_reading).
+    pub fn hot(&self, key: &str) -> bool {
+        if self.max_entries == 0 {
+            return false;
+        }
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .map
+            .get(key)
+            .is_some_and(|e| e.state.racy_until.is_none() && e.state.checked.recent())
+    }
+
     /// Drop the entry for `key` if it still is `stale`.
     pub fn forget(&self, key: &str, stale: &Arc<FileState>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -244,6 +349,7 @@ mod tests {
                 bytes: bytes::Bytes::from(vec![7u8; len]),
             }),
             file: Arc::new(file),
+            checked: Checked::default(),
         }
     }
 
@@ -281,20 +387,24 @@ mod tests {
             first: 300_000,
             last: Some(300_009),
         };
-        let (_, read) = cache.get_reading("/big", || Some(range)).unwrap();
+        let (_, read) = cache.get_reading("/big", || Some(range), None).unwrap();
         let read = read.expect("a cached small range is read with the hit");
         assert_eq!(
             (read.offset, &read.bytes[..]),
             (300_000, &big[300_000..300_010])
         );
         // no range, or one too large to read inline: the body reads it
-        assert!(cache.get_reading("/big", || None).unwrap().1.is_none());
+        assert!(cache
+            .get_reading("/big", || None, None)
+            .unwrap()
+            .1
+            .is_none());
         let wide = RangeSpec::FromTo {
             first: 0,
             last: Some(100_000),
         };
         assert!(cache
-            .get_reading("/big", || Some(wide))
+            .get_reading("/big", || Some(wide), None)
             .unwrap()
             .1
             .is_none());
@@ -303,13 +413,81 @@ mod tests {
         other[300_000] ^= 1;
         std::fs::write(dir.path().join("big2"), &other).unwrap();
         std::fs::rename(dir.path().join("big2"), dir.path().join("big")).unwrap();
-        assert!(cache.get_reading("/big", || Some(range)).is_none());
+        assert!(cache.get_reading("/big", || Some(range), None).is_none());
         // a small file is held whole: nothing is read, nor the range asked
         cache.insert("/a", state(dir.path(), "a", 10));
         let (hit, read) = cache
-            .get_reading("/a", || panic!("not asked of a small file"))
+            .get_reading("/a", || panic!("not asked of a small file"), None)
             .unwrap();
         assert!(read.is_none() && hit.prefetched.is_some());
+    }
+
+    /// A revalidation that found the file unchanged serves the requests read
+    /// before it began, and only those; a hit that reads makes its own.
+    #[test]
+    fn a_revalidation_vouches_only_for_requests_read_before_it_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileStates::new(10, 1 << 20);
+        cache.insert("/a", state(dir.path(), "a", 10));
+        let before = Ticket::draw();
+        // no revalidation yet: its own `stat`
+        assert!(cache.get_reading("/a", || None, Some(before)).is_some());
+        let read_then = Ticket::draw();
+        assert!(cache.get_reading("/a", || None, None).is_some());
+        // renamed over (another inode, another size)
+        std::fs::write(dir.path().join("a2"), b"0123456789a").unwrap();
+        std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
+        // read before the last revalidation began, and so before the change:
+        // that revalidation answers for it
+        assert!(cache.get_reading("/a", || None, Some(read_then)).is_some());
+        // read after the change: its own `stat` sees it, and the entry goes
+        let read_now = Ticket::draw();
+        assert!(cache.get_reading("/a", || None, Some(read_now)).is_none());
+        assert!(cache.get_reading("/a", || None, Some(read_then)).is_none());
+
+        // a hit that reads a range of a large file: the bytes need a `stat`
+        // after them, so it never takes another request's
+        let big = vec![5u8; 2 * crate::fs::SMALL_MAX as usize];
+        std::fs::write(dir.path().join("big"), &big).unwrap();
+        let mut large = state(dir.path(), "b", 0);
+        let file = File::open(dir.path().join("big")).unwrap();
+        large.joined =
+            CString::new(dir.path().join("big").into_os_string().into_encoded_bytes()).unwrap();
+        large.stamp = FileStamp::of(&file.metadata().unwrap());
+        large.file = Arc::new(file);
+        large.prefetched = None;
+        cache.insert("/big", large);
+        let range = RangeSpec::FromTo {
+            first: 0,
+            last: Some(9),
+        };
+        let read_then = Ticket::draw();
+        assert!(cache.get_reading("/big", || None, None).is_some());
+        std::fs::write(dir.path().join("big2"), &big).unwrap();
+        std::fs::rename(dir.path().join("big2"), dir.path().join("big")).unwrap();
+        assert!(cache
+            .get_reading("/big", || Some(range), Some(read_then))
+            .is_none());
+    }
+
+    /// `hot` says an entry was revalidated a moment ago, and only that.
+    #[test]
+    fn hot_just_after_a_revalidation() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileStates::new(10, 1 << 20);
+        cache.insert("/a", state(dir.path(), "a", 10));
+        assert!(!cache.hot("/a"), "never revalidated");
+        assert!(!cache.hot("/b"), "no entry");
+        assert!(cache.get("/a").is_some());
+        assert!(cache.hot("/a"));
+        std::thread::sleep(SHARE_WINDOW * 3);
+        assert!(!cache.hot("/a"), "revalidated too long ago");
+        // a racy entry's revalidations are its own
+        let mut racy = state(dir.path(), "r", 10);
+        racy.racy_until = Some(SystemTime::now() + Duration::from_secs(60));
+        cache.insert("/r", racy);
+        assert!(cache.get("/r").is_some());
+        assert!(!cache.hot("/r"));
     }
 
     #[test]

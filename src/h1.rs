@@ -12,6 +12,9 @@
 //! (no quirks, journal or CORS): [`crate::handler::express`] plans it with
 //! the same rules and writes its head from bytes rendered once per file
 //! version, and the access line is the frame's ([`crate::access::ExpressLine`]).
+//! A request for an entry revalidated a moment ago yields once before it is
+//! answered, so that the requests read in the same turn of the scheduler
+//! share one revalidating `stat` (see [`crate::filestate`]).
 //!
 //! Anything else hands the connection over to hyper for good, with the bytes
 //! already read: another method, HTTP/1.0, a head with a body or framing
@@ -35,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::access::{self, ConnInfo};
+use crate::filestate::Ticket;
 use crate::handler::{App, Express};
 use crate::plan::FileMethod;
 
@@ -367,7 +371,12 @@ where
             let _in_flight = conn.activity.start();
             let start = logging.then(Instant::now);
             out.clear();
-            let answer = express(app, &plain, &buf[..plain.len], &mut out);
+            let seen = Ticket::draw();
+            if app.files.hot(target_path(&buf[plain.target.range()])) {
+                // let the requests read in this turn share one revalidation
+                behind_the_ready_tasks().await;
+            }
+            let answer = express(app, &plain, &buf[..plain.len], seen, &mut out);
             // the access line, as the frame writes it (none for a declined head)
             let line = |status| {
                 let start = start?;
@@ -476,8 +485,32 @@ async fn write_head<I: AsyncWrite + Unpin>(io: &mut I, out: &[u8]) -> io::Result
     Ok(true)
 }
 
+/// Wait until the tasks already queued on this worker have run once. A task
+/// that wakes itself and returns pending is queued behind them (tokio
+/// treats it as a yield), without the driver poll that `yield_now` adds:
+/// alone on the worker, it runs again at once.
+async fn behind_the_ready_tasks() {
+    let mut woken = false;
+    poll_fn(|cx| {
+        if std::mem::replace(&mut woken, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// The path part of a request target, as the file-state cache's key (for
+/// the hint [`crate::filestate::FileStates::hot`] only: a target that is
+/// not UTF-8 gives "").
+fn target_path(target: &[u8]) -> &str {
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    std::str::from_utf8(path).unwrap_or_default()
+}
+
 /// [`crate::handler::express`] for a plain head (`head`: its bytes).
-fn express(app: &App, plain: &PlainHead, head: &[u8], out: &mut Vec<u8>) -> Express {
+fn express(app: &App, plain: &PlainHead, head: &[u8], seen: Ticket, out: &mut Vec<u8>) -> Express {
     let Ok(target) = std::str::from_utf8(&head[plain.target.range()]) else {
         return Express::Declined;
     };
@@ -490,7 +523,7 @@ fn express(app: &App, plain: &PlainHead, head: &[u8], out: &mut Vec<u8>) -> Expr
         .map(|(name, value)| (&head[name.range()], &head[value.range()]));
     // a panic is answered by the full service, which contains it
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::handler::express(app, method, target, lines, out)
+        crate::handler::express(app, method, target, lines, Some(seen), out)
     }))
     .unwrap_or(Express::Declined)
 }

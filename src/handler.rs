@@ -164,7 +164,7 @@ async fn serve(
             FileMethod::Get => range::first_spec(req.headers.get(RANGE)?.to_str().ok()?),
             FileMethod::Head => None,
         };
-        if let Some((state, first_range)) = app.files.get_reading(raw_path, want) {
+        if let Some((state, first_range)) = app.files.get_reading(raw_path, want, None) {
             let headers = &req.headers;
             return serve_file(
                 app,
@@ -534,6 +534,7 @@ fn state_of(
         digest,
         racy_until,
         prefetched: held,
+        checked: Default::default(),
     };
     Some((state, first_range))
 }
@@ -678,7 +679,8 @@ pub(crate) enum Express {
 /// written straight into `out` from the bytes rendered once for the
 /// version ([`render::wire`]). Declines whatever needs more: a refused
 /// head, a path [`open_now`] leaves to [`serve`], a racy digest (its bodies
-/// are verified).
+/// are verified). `seen`: the request's ticket, drawn once it was read
+/// (see [`crate::filestate`]: a revalidation made since may serve it).
 /// Only for servers without quirks, journal or CORS (the caller writes the
 /// access line).
 pub(crate) fn express<'a>(
@@ -686,6 +688,7 @@ pub(crate) fn express<'a>(
     method: FileMethod,
     target: &'a str,
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+    seen: Option<crate::filestate::Ticket>,
     out: &mut Vec<u8>,
 ) -> Express {
     // what the frame refuses, it answers itself
@@ -705,7 +708,7 @@ pub(crate) fn express<'a>(
         (FileMethod::Get, RangeHeader::Value(v)) => range::first_spec(v),
         _ => None,
     };
-    let (file, first_range) = match app.files.get_reading(pq.path(), want) {
+    let (file, first_range) = match app.files.get_reading(pq.path(), want, seen) {
         Some(hit) => hit,
         None => match open_now(app, pq.path(), want()) {
             OpenNow::File(file, first_range) => (file, first_range),

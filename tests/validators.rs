@@ -671,3 +671,94 @@ fn cache_control_is_configurable() {
         Some("public, max-age=60")
     );
 }
+
+/// Requests answered together on the HTTP/1.1 fast path share revalidating
+/// `stat`s (one made after they were read). Such sharing must never cover a
+/// request sent after a change completed: each client notes the version
+/// published before it sends, and no answer (200, or 304 to If-None-Match
+/// of the tag it holds) may be of an older one. Renames over the file, with
+/// sizes that differ from one version to the next. Only settled digests are
+/// shared: with a settle window of zero, a file still for a second has one,
+/// so each version stands 1.3 s.
+#[test]
+fn concurrent_warm_requests_never_miss_a_completed_change() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.txt");
+    let body = |v: u64| format!("version {v} {}\n", ".".repeat((v % 7) as usize)).into_bytes();
+    let version_of = |bytes: &[u8]| -> u64 {
+        let text = std::str::from_utf8(bytes).unwrap();
+        text.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    std::fs::write(&path, body(0)).unwrap();
+    let s = TestServer::start_with(
+        dir.path(),
+        Config {
+            settle_window: Some(Duration::ZERO),
+            ..Config::default()
+        },
+    );
+    let published = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let (published, stop, addr) = (Arc::clone(&published), Arc::clone(&stop), s.addr);
+            std::thread::spawn(move || {
+                let mut c = common::Conn::new(addr);
+                // the tag last seen and the version it names
+                let mut held: Option<(String, u64)> = None;
+                let (mut answers, mut not_modified) = (0u64, 0u64);
+                while !stop.load(Ordering::SeqCst) {
+                    let floor = published.load(Ordering::SeqCst);
+                    let conditional = i % 2 == 0 && held.is_some();
+                    match (&held, conditional) {
+                        (Some((tag, _)), true) => c.send("GET", "/f.txt", &[("If-None-Match", tag)]),
+                        _ => c.send("GET", "/f.txt", &[]),
+                    }
+                    let res = c.read_response(false);
+                    answers += 1;
+                    let version = match res.status() {
+                        200 => {
+                            let tag = res.header("ETag").expect("ETag").to_string();
+                            assert_eq!(tag, etag_of(&res.body), "the tag names the bytes sent");
+                            let v = version_of(&res.body);
+                            held = Some((tag, v));
+                            v
+                        }
+                        304 if conditional => {
+                            not_modified += 1;
+                            held.as_ref().unwrap().1
+                        }
+                        other => panic!("client {i}: status {other}"),
+                    };
+                    assert!(
+                        version >= floor,
+                        "client {i}: version {version} answered to a request sent after version {floor} was written"
+                    );
+                }
+                (answers, not_modified)
+            })
+        })
+        .collect();
+    for v in 1..=5u64 {
+        std::thread::sleep(Duration::from_millis(1300));
+        let tmp = dir.path().join("f.tmp");
+        std::fs::write(&tmp, body(v)).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        published.store(v, Ordering::SeqCst);
+    }
+    std::thread::sleep(Duration::from_millis(1300));
+    stop.store(true, Ordering::SeqCst);
+    let (mut answers, mut not_modified) = (0, 0);
+    for c in clients {
+        let (a, n) = c.join().unwrap();
+        answers += a;
+        not_modified += n;
+    }
+    // enough traffic for requests to have shared revalidations
+    assert!(
+        answers > 1000 && not_modified > 100,
+        "{answers} answers, {not_modified} 304s"
+    );
+}
