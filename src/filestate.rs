@@ -24,8 +24,8 @@
 //! [`Ticket`]s order the two: one is drawn when a request has been read and
 //! one when a revalidating `stat` begins, from one counter; a `stat` that
 //! found the entry unchanged vouches for every request whose ticket is
-//! older than its own (not for bytes read after it, so a hit that reads
-//! does its own). Under load, the HTTP/1.1 fast path lets a request for an
+//! older than its own (a hit that read bytes of a large file checks them
+//! with an `fstat` of its descriptor after the read). Under load, the HTTP/1.1 fast path lets a request for an
 //! entry revalidated within the last [`SHARE_WINDOW`] wait one turn of the
 //! scheduler (a yield), so the requests read in the same turn share the
 //! next `stat` instead of making one each ([`FileStates::hot`]).
@@ -199,8 +199,9 @@ impl FileStates {
     /// Not for a racy entry, whose bodies are verified against the digest.
     ///
     /// `seen`: the ticket the request drew once read, if it drew one. A hit
-    /// that reads nothing needs no `stat` of its own when another request's
-    /// revalidation that began after `seen` found the entry unchanged.
+    /// needs no `stat` of the path when another request's revalidation that
+    /// began after `seen` found the entry unchanged; if it read bytes, an
+    /// `fstat` after the read then vouches for them.
     pub fn get_reading(
         &self,
         key: &str,
@@ -225,8 +226,19 @@ impl FileStates {
             _ => None,
         };
         let settled = state.racy_until.is_none();
-        if settled && read.is_none() && seen.is_some_and(|seen| state.checked.vouches_for(seen)) {
-            return Some((state, None));
+        if settled && seen.is_some_and(|seen| state.checked.vouches_for(seen)) {
+            // The path still led to this version after the request was read.
+            // Bytes read just now are of it if the descriptor's stamp still
+            // is (an `fstat`: no path walk).
+            let unchanged = || {
+                state
+                    .file
+                    .metadata()
+                    .is_ok_and(|m| FileStamp::of(&m) == state.stamp)
+            };
+            if read.is_none() || unchanged() {
+                return Some((state, read));
+            }
         }
         let ticket = Ticket::draw();
         let current = FileStamp::of_path(&state.joined);
@@ -325,6 +337,7 @@ impl FileStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
 
     fn state(dir: &std::path::Path, name: &str, len: usize) -> FileState {
         let p = dir.join(name);
@@ -445,8 +458,9 @@ mod tests {
         assert!(cache.get_reading("/a", || None, Some(read_now)).is_none());
         assert!(cache.get_reading("/a", || None, Some(read_then)).is_none());
 
-        // a hit that reads a range of a large file: the bytes need a `stat`
-        // after them, so it never takes another request's
+        // a hit that reads a range of a large file: the bytes need a stamp
+        // check after them, which sees a rewrite in place even where the
+        // path's revalidation is shared
         let big = vec![5u8; 2 * crate::fs::SMALL_MAX as usize];
         std::fs::write(dir.path().join("big"), &big).unwrap();
         let mut large = state(dir.path(), "b", 0);
@@ -463,8 +477,17 @@ mod tests {
         };
         let read_then = Ticket::draw();
         assert!(cache.get_reading("/big", || None, None).is_some());
-        std::fs::write(dir.path().join("big2"), &big).unwrap();
-        std::fs::rename(dir.path().join("big2"), dir.path().join("big")).unwrap();
+        let (_, read) = cache
+            .get_reading("/big", || Some(range), Some(read_then))
+            .unwrap();
+        assert_eq!(read.expect("read with the hit").bytes, &big[..10]);
+        // rewritten in place (same inode): the descriptor's stamp moves
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("big"))
+            .unwrap()
+            .write_all(b"more")
+            .unwrap();
         assert!(cache
             .get_reading("/big", || Some(range), Some(read_then))
             .is_none());
