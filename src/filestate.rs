@@ -25,10 +25,12 @@
 //! one when a revalidating `stat` begins, from one counter; a `stat` that
 //! found the entry unchanged vouches for every request whose ticket is
 //! older than its own (a hit that read bytes of a large file checks them
-//! with an `fstat` of its descriptor after the read). Under load, the HTTP/1.1 fast path lets a request for an
-//! entry revalidated within the last [`SHARE_WINDOW`] wait one turn of the
-//! scheduler (a yield), so the requests read in the same turn share the
-//! next `stat` instead of making one each ([`FileStates::hot`]).
+//! with an `fstat` of its descriptor after the read). Under load, a
+//! request for an entry revalidated within the last [`SHARE_WINDOW`] waits
+//! once behind the tasks already queued ([`behind_the_ready_tasks`]; the
+//! HTTP/1.1 fast path and the service's hit both do), so the requests read
+//! in the same turn of the scheduler share the next `stat` instead of
+//! making one each ([`FileStates::hot`]).
 //!
 //! Bounded: at most `max_entries` entries (each holds one descriptor) and
 //! `max_bytes` of small-file bytes; the least recently used entries go first.
@@ -67,6 +69,22 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn since_epoch_ns() -> u64 {
     u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Wait until the tasks already queued on this worker have run once. A task
+/// that wakes itself and returns pending is queued behind them (tokio
+/// treats it as a yield), without the driver poll that `yield_now` adds:
+/// alone on the worker, it runs again at once.
+pub async fn behind_the_ready_tasks() {
+    let mut woken = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut woken, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// A place in the order of requests read and revalidations begun.

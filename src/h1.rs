@@ -374,7 +374,7 @@ where
             let seen = Ticket::draw();
             if app.files.hot(target_path(&buf[plain.target.range()])) {
                 // let the requests read in this turn share one revalidation
-                behind_the_ready_tasks().await;
+                crate::filestate::behind_the_ready_tasks().await;
             }
             let answer = express(app, &plain, &buf[..plain.len], seen, &mut out);
             // the access line, as the frame writes it (none for a declined head)
@@ -483,22 +483,6 @@ async fn write_head<I: AsyncWrite + Unpin>(io: &mut I, out: &[u8]) -> io::Result
     io.write_all(out).await?;
     io.flush().await?;
     Ok(true)
-}
-
-/// Wait until the tasks already queued on this worker have run once. A task
-/// that wakes itself and returns pending is queued behind them (tokio
-/// treats it as a yield), without the driver poll that `yield_now` adds:
-/// alone on the worker, it runs again at once.
-async fn behind_the_ready_tasks() {
-    let mut woken = false;
-    poll_fn(|cx| {
-        if std::mem::replace(&mut woken, true) {
-            return std::task::Poll::Ready(());
-        }
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 /// The path part of a request target, as the file-state cache's key (for

@@ -682,6 +682,20 @@ fn cache_control_is_configurable() {
 /// so each version stands 1.3 s.
 #[test]
 fn concurrent_warm_requests_never_miss_a_completed_change() {
+    never_miss_a_completed_change(Config::default());
+}
+
+/// The same through the request frame, which the journal's servers take
+/// (the service's hit shares revalidations too).
+#[test]
+fn concurrent_warm_requests_through_the_frame_never_miss_a_completed_change() {
+    never_miss_a_completed_change(Config {
+        journal: 64,
+        ..Config::default()
+    });
+}
+
+fn never_miss_a_completed_change(config: Config) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
@@ -696,7 +710,7 @@ fn concurrent_warm_requests_never_miss_a_completed_change() {
         dir.path(),
         Config {
             settle_window: Some(Duration::ZERO),
-            ..Config::default()
+            ..config
         },
     );
     let published = Arc::new(AtomicU64::new(0));
