@@ -16,7 +16,8 @@
 //! A hit therefore only ever serves the inode that the full path confined
 //! and opened, in the version it was seen in. A request for a small range
 //! of a large file reads it (page cache only) before that `stat`, which
-//! then vouches for the bytes too: one `stat` per hit, no `fstat` after.
+//! then vouches for the bytes too: one `stat` per hit, no `fstat` after
+//! (unless the `stat` is shared, below).
 //!
 //! **Shared revalidations.** What a hit needs is a `stat` that began after
 //! its request was read: a change that completed before the request was
@@ -454,7 +455,8 @@ mod tests {
     }
 
     /// A revalidation that found the file unchanged serves the requests read
-    /// before it began, and only those; a hit that reads makes its own.
+    /// before it began, and only those; a hit that read bytes also checks
+    /// its descriptor's stamp after the read.
     #[test]
     fn a_revalidation_vouches_only_for_requests_read_before_it_began() {
         let dir = tempfile::tempdir().unwrap();
