@@ -100,10 +100,10 @@ impl WireHead {
     /// The lines of `map` as [`crate::h1::encode_head`] writes them, with
     /// holes for `Date`, `Content-Type` and `Content-Length` (`None` without
     /// a `Date`: the answer would carry a stale one).
-    fn of(map: &HeaderMap) -> Option<Self> {
+    fn of<'a>(fields: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>) -> Option<Self> {
         let mut lines = Vec::with_capacity(512);
         let mut holes = Vec::with_capacity(3);
-        for (name, value) in map {
+        for (name, value) in fields {
             crate::h1::title_case(&mut lines, name.as_str().as_bytes());
             lines.extend_from_slice(b": ");
             let at = lines.len();
@@ -190,24 +190,39 @@ impl Rendered {
     /// every value in it is this version's as rendered: a quirk that bends
     /// one gets the map built header by header instead.
     fn head_for(&self, repr: &Representation, cache_control: &HeaderValue) -> Option<HeaderMap> {
+        let fields = self.head_fields(repr, cache_control)?;
+        let (cc, head) = self.head.get_or_init(|| {
+            let mut h = HeaderMap::with_capacity(12);
+            h.extend(fields);
+            (cache_control.clone(), h)
+        });
+        (cc == cache_control).then(|| head.clone())
+    }
+
+    /// The fields of [`head_for`](Self::head_for)'s head, in the order sent:
+    /// the one list that the head map (hyper's path) and the wire lines
+    /// (the fast path, which then needs no map) are both made from.
+    fn head_fields(
+        &self,
+        repr: &Representation,
+        cache_control: &HeaderValue,
+    ) -> Option<[(HeaderName, HeaderValue); 8]> {
         let content_type = self.content_type_value.as_ref()?;
         if !self.same(repr) {
             return None;
         }
-        let (cc, head) = self.head.get_or_init(|| {
-            let mut h = HeaderMap::with_capacity(12);
-            h.insert(DATE, HeaderValue::from_static("-"));
-            h.insert(ETAG, self.etag_value.clone());
-            h.insert(LAST_MODIFIED, self.last_modified_value.clone());
-            h.insert(CACHE_CONTROL, cache_control.clone());
-            h.insert(REPR_DIGEST.clone(), self.digest_value.clone());
-            h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            h.insert(CONTENT_TYPE, content_type.clone());
+        Some([
+            // placeholders, filled per answer
+            (DATE, HeaderValue::from_static("-")),
+            (ETAG, self.etag_value.clone()),
+            (LAST_MODIFIED, self.last_modified_value.clone()),
+            (CACHE_CONTROL, cache_control.clone()),
+            (REPR_DIGEST.clone(), self.digest_value.clone()),
+            (ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+            (CONTENT_TYPE, content_type.clone()),
             // a placeholder too: a clone has no room to grow into
-            h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-            (cache_control.clone(), h)
-        });
-        (cc == cache_control).then(|| head.clone())
+            (CONTENT_LENGTH, HeaderValue::from_static("0")),
+        ])
     }
 }
 
@@ -218,11 +233,12 @@ impl Rendered {
             // the head map's checks, without cloning the map
             return (cc == cache_control && self.same(repr)).then_some(wire);
         }
-        let map = self.head_for(repr, cache_control)?;
+        let fields = self.head_fields(repr, cache_control)?;
         let (cc, wire) = self.wire.get_or_init(|| {
+            let fields = fields.iter().map(|(name, value)| (name, value));
             (
                 cache_control.clone(),
-                WireHead::of(&map).expect("Date first, Content-Length last"),
+                WireHead::of(fields).expect("Date first, Content-Length last"),
             )
         });
         (cc == cache_control).then_some(wire)
