@@ -125,10 +125,10 @@ impl Checked {
         self.ticket.load(Ordering::Acquire) > seen.0
     }
 
-    /// Whether the last one was made within [`SHARE_WINDOW`].
-    fn recent(&self) -> bool {
+    /// Whether the last one was made within `window`.
+    fn recent(&self, window: Duration) -> bool {
         let at = self.at_ns.load(Ordering::Relaxed);
-        at != 0 && since_epoch_ns().saturating_sub(at) < SHARE_WINDOW.as_nanos() as u64
+        at != 0 && u128::from(since_epoch_ns().saturating_sub(at)) < window.as_nanos()
     }
 }
 
@@ -322,6 +322,10 @@ impl FileStates {
     /// share a revalidation (see the module docs). A hint only: what a hit
     /// may skip is decided by [`get_reading`](Self::get_reading).
     pub fn hot(&self, key: &str) -> bool {
+        self.hot_within(key, SHARE_WINDOW)
+    }
+
+    fn hot_within(&self, key: &str, window: Duration) -> bool {
         if self.max_entries == 0 {
             return false;
         }
@@ -329,7 +333,7 @@ impl FileStates {
         inner
             .map
             .get(key)
-            .is_some_and(|e| e.state.racy_until.is_none() && e.state.checked.recent())
+            .is_some_and(|e| e.state.racy_until.is_none() && e.state.checked.recent(window))
     }
 
     /// Drop the entry for `key` if it still is `stale`.
@@ -519,18 +523,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = FileStates::new(10, 1 << 20);
         cache.insert("/a", state(dir.path(), "a", 10));
-        assert!(!cache.hot("/a"), "never revalidated");
-        assert!(!cache.hot("/b"), "no entry");
+        // a window of a minute where the test needs "just now" (a loaded
+        // machine may pause it longer than SHARE_WINDOW), and one of a
+        // millisecond, slept past, for "too long ago"
+        let (long, short) = (Duration::from_secs(60), Duration::from_millis(1));
+        assert!(!cache.hot_within("/a", long), "never revalidated");
+        assert!(!cache.hot_within("/b", long), "no entry");
         assert!(cache.get("/a").is_some());
-        assert!(cache.hot("/a"));
-        std::thread::sleep(SHARE_WINDOW * 3);
-        assert!(!cache.hot("/a"), "revalidated too long ago");
+        assert!(cache.hot_within("/a", long));
+        std::thread::sleep(short * 3);
+        assert!(!cache.hot_within("/a", short), "revalidated too long ago");
         // a racy entry's revalidations are its own
         let mut racy = state(dir.path(), "r", 10);
         racy.racy_until = Some(SystemTime::now() + Duration::from_secs(60));
         cache.insert("/r", racy);
         assert!(cache.get("/r").is_some());
-        assert!(!cache.hot("/r"));
+        assert!(!cache.hot_within("/r", long));
     }
 
     #[test]
