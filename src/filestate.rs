@@ -186,6 +186,8 @@ pub struct FileStates {
     inner: Mutex<Inner>,
     max_entries: usize,
     max_bytes: u64,
+    /// Revalidating `stat`s of a path made so far.
+    stats: AtomicU64,
 }
 
 impl FileStates {
@@ -199,6 +201,7 @@ impl FileStates {
             }),
             max_entries,
             max_bytes,
+            stats: AtomicU64::new(0),
         }
     }
 
@@ -260,6 +263,7 @@ impl FileStates {
             }
         }
         let ticket = Ticket::draw();
+        self.stats.fetch_add(1, Ordering::Relaxed);
         let current = FileStamp::of_path(&state.joined);
         if current == Some(state.stamp) && state.racy_until.is_none_or(|t| SystemTime::now() < t) {
             if settled {
@@ -348,6 +352,12 @@ impl FileStates {
             inner.map.remove(key);
             inner.bytes -= stale.held_bytes();
         }
+    }
+
+    /// Revalidating `stat`s of a path made so far (hits that shared one
+    /// made none).
+    pub fn stats_made(&self) -> u64 {
+        self.stats.load(Ordering::Relaxed)
     }
 
     /// Entries and bytes held now.
@@ -475,11 +485,14 @@ mod tests {
         std::fs::write(dir.path().join("a2"), b"0123456789a").unwrap();
         std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
         // read before the last revalidation began, and so before the change:
-        // that revalidation answers for it
+        // that revalidation answers for it, and no `stat` is made
+        let made = cache.stats_made();
         assert!(cache.get_reading("/a", || None, Some(read_then)).is_some());
+        assert_eq!(cache.stats_made(), made, "the revalidation is shared");
         // read after the change: its own `stat` sees it, and the entry goes
         let read_now = Ticket::draw();
         assert!(cache.get_reading("/a", || None, Some(read_now)).is_none());
+        assert_eq!(cache.stats_made(), made + 1);
         assert!(cache.get_reading("/a", || None, Some(read_then)).is_none());
 
         // a hit that reads a range of a large file: the bytes need a stamp
@@ -501,10 +514,12 @@ mod tests {
         };
         let read_then = Ticket::draw();
         assert!(cache.get_reading("/big", || None, None).is_some());
+        let made = cache.stats_made();
         let (_, read) = cache
             .get_reading("/big", || Some(range), Some(read_then))
             .unwrap();
         assert_eq!(read.expect("read with the hit").bytes, &big[..10]);
+        assert_eq!(cache.stats_made(), made, "an fstat, not a path stat");
         // rewritten in place (same inode): the descriptor's stamp moves
         std::fs::OpenOptions::new()
             .append(true)
