@@ -387,7 +387,7 @@ mod tests {
             content_type: "text/plain".into(),
             rendered: Arc::new(Rendered::new(
                 [0; 32],
-                "text/plain",
+                "text/plain".into(),
                 meta.modified().unwrap(),
             )),
             prefetched: Some(Prefetched {

@@ -72,11 +72,12 @@ pub struct RequestPath {
 /// contain `/`, `\` or NUL, are refused.
 pub fn decode_path(raw: &str) -> Result<RequestPath, PathError> {
     let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
-    let mut segments = Vec::new();
+    let mut segments = Vec::with_capacity(rest.bytes().filter(|&b| b == b'/').count() + 1);
     // a path that ends in "/" or "/." names a directory, never a file
     let mut trailing_slash = true;
     for raw_seg in rest.split('/') {
-        let bytes: Vec<u8> = percent_decode_str(raw_seg).collect();
+        // one allocation of the decoded length (`collect` would grow it)
+        let bytes = std::borrow::Cow::from(percent_decode_str(raw_seg)).into_owned();
         if bytes.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
             return Err(PathError::ForbiddenByte);
         }
@@ -102,6 +103,16 @@ impl RequestPath {
             .iter()
             .enumerate()
             .any(|(i, seg)| is_hidden(seg, i == 0))
+    }
+
+    /// `base` with the segments appended, in one allocation with room for
+    /// a terminating NUL (a `CString` made of it does not reallocate).
+    pub fn joined_to(&self, base: &Path) -> PathBuf {
+        let len = self.segments.iter().map(|s| s.len() + 1).sum::<usize>();
+        let mut joined = PathBuf::with_capacity(base.as_os_str().len() + len + 1);
+        joined.push(base);
+        joined.extend(&self.segments);
+        joined
     }
 }
 
@@ -248,7 +259,7 @@ impl Root {
     /// checks where they lead. Blocking unless `walk` is [`Walk::Cached`].
     fn open_beneath(&self, path: &RequestPath, walk: Walk) -> Beneath {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
-        let rel: PathBuf = path.segments.iter().collect();
+        let rel = path.joined_to(Path::new(""));
         let mut how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         if !self.access.hidden {
             // the real path is then the requested one, already checked
@@ -308,8 +319,7 @@ impl Root {
         if !path.segments.is_empty() {
             match self.open_beneath(path, Walk::Blocking) {
                 Beneath::File(handle, meta) => {
-                    let mut joined = self.canonical.clone();
-                    joined.extend(&path.segments);
+                    let joined = path.joined_to(&self.canonical);
                     return match OpenFile::from_handle(handle, meta, joined, want, Walk::Blocking) {
                         Ok(Some(f)) => Resolved::File(f),
                         _ => Resolved::NotFound,
@@ -339,8 +349,7 @@ impl Root {
         }
         match self.open_beneath(path, Walk::Cached) {
             Beneath::File(handle, meta) => {
-                let mut joined = self.canonical.clone();
-                joined.extend(&path.segments);
+                let joined = path.joined_to(&self.canonical);
                 match OpenFile::from_handle(handle, meta, joined, want, Walk::Cached) {
                     Ok(Some(f)) => Some(Resolved::File(f)),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
@@ -355,8 +364,7 @@ impl Root {
     /// [`resolve`](Self::resolve) by canonicalizing (directories, absolute
     /// symlinks that lead back inside, kernels without `openat2`).
     fn resolve_canonical(&self, path: &RequestPath, want: Option<RangeSpec>) -> Resolved {
-        let mut joined = self.canonical.clone();
-        joined.extend(&path.segments);
+        let joined = path.joined_to(&self.canonical);
         let Ok(real) = joined.canonicalize() else {
             return Resolved::NotFound;
         };

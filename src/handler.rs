@@ -520,16 +520,15 @@ fn state_of(
     let Backend::Dir(root) = &app.backend else {
         return None;
     };
-    let mut joined = root.path().to_path_buf();
-    joined.extend(&path.segments);
+    let joined = path.joined_to(root.path());
     // segments never hold NUL (`decode_path` refuses it)
     let joined = std::ffi::CString::new(joined.into_os_string().into_encoded_bytes()).ok()?;
-    let content_type: Arc<str> = content_type(&file.path).into();
+    let content_type = content_type(&file.path);
     let state = FileState {
         joined,
         rendered: Arc::new(Rendered::new(
             digest,
-            &content_type,
+            Arc::clone(&content_type),
             whole_seconds(file.modified),
         )),
         content_type,
@@ -957,11 +956,30 @@ fn verify_bodies(app: &Arc<App>, key: &str, file: &Arc<FileState>, repr: &mut Re
 
 /// The Content-Type of a file or object, from its name's extension (the
 /// same for the same name, wherever the bytes are stored).
-pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> String {
-    mime_guess::from_path(path)
-        .first_or_octet_stream()
-        .essence_str()
-        .to_string()
+pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> Arc<str> {
+    // mime_guess's table gives a `&'static str` without parsing; the value
+    // sent (its essence, as `Mime` parses it) is made once per type and
+    // thread, and shared: a miss then allocates nothing for its type
+    thread_local! {
+        static MADE: std::cell::RefCell<Vec<(&'static str, Arc<str>)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let raw = mime_guess::from_path(path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    MADE.with_borrow_mut(|made| {
+        if let Some((_, t)) = made.iter().find(|(r, _)| std::ptr::eq(*r, raw)) {
+            return Arc::clone(t);
+        }
+        let essence: Arc<str> = match raw.parse::<mime_guess::mime::Mime>() {
+            Ok(m) => m.essence_str().into(),
+            Err(_) => "application/octet-stream".into(),
+        };
+        if made.len() < 64 {
+            made.push((raw, Arc::clone(&essence)));
+        }
+        essence
+    })
 }
 
 /// `t` truncated to whole seconds (what HTTP dates can carry).
@@ -1062,5 +1080,35 @@ pub(crate) fn facts_of<'a>(
             if_unmodified_since: if_unmodified_since.condition(),
             if_range: if_range.condition(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_are_mime_guess_essences_made_once() {
+        let names = [
+            "a.txt",
+            "b.TXT",
+            "c.html",
+            "d.tar.gz",
+            "e.json",
+            "f.svg",
+            "g",
+            "h.unknownext",
+            "i.docx",
+            "j.mp4",
+            "k.txt",
+        ];
+        for _ in 0..2 {
+            for name in names {
+                let expected = mime_guess::from_path(name).first_or_octet_stream();
+                assert_eq!(&*content_type(name), expected.essence_str(), "{name}");
+            }
+        }
+        // one shared value per type: the second .txt is the first one's
+        assert!(Arc::ptr_eq(&content_type("x.txt"), &content_type("y.txt")));
     }
 }

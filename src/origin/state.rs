@@ -385,14 +385,14 @@ impl ObjectStates {
         let content_type = crate::handler::content_type(key.as_str());
         let rendered = Arc::new(Rendered::new(
             digest,
-            &content_type,
+            Arc::clone(&content_type),
             crate::handler::whole_seconds(meta.last_modified),
         ));
         Ok(ObjectState {
             key: key.clone(),
             meta,
             digest,
-            content_type: content_type.into(),
+            content_type,
             rendered,
             held,
         })
