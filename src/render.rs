@@ -332,10 +332,8 @@ pub(crate) fn wire(
     let date = date_value(ctx.now);
     head.write(&date, payload.multipart_type.as_deref(), body.len(), out);
     if let Some(content_range) = payload.content_range {
-        let mut value = String::with_capacity(48);
-        content_range.write_value(&mut value);
         out.extend_from_slice(b"Content-Range: ");
-        out.extend_from_slice(value.as_bytes());
+        content_range.write_value(|piece| out.extend_from_slice(piece.as_bytes()));
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");

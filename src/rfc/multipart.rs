@@ -65,7 +65,7 @@ pub fn plan(boundary: &str, part_type: &str, ranges: &[ByteRange], length: u64) 
         framing.push_str("\r\nContent-Type: ");
         framing.push_str(part_type);
         framing.push_str("\r\nContent-Range: ");
-        ContentRange::Bytes { range, length }.write_value(&mut framing);
+        ContentRange::Bytes { range, length }.write_value(|piece| framing.push_str(piece));
         framing.push_str("\r\n\r\n");
         ends.push(framing.len());
     }
