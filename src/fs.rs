@@ -76,7 +76,7 @@ pub fn decode_path(raw: &str) -> Result<RequestPath, PathError> {
     // a path that ends in "/" or "/." names a directory, never a file
     let mut trailing_slash = true;
     for raw_seg in rest.split('/') {
-        // one allocation of the decoded length (`collect` would grow it)
+        // allocated once unless escaped (`collect` grew every segment)
         let bytes = std::borrow::Cow::from(percent_decode_str(raw_seg)).into_owned();
         if bytes.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
             return Err(PathError::ForbiddenByte);
@@ -106,7 +106,7 @@ impl RequestPath {
     }
 
     /// `base` with the segments appended, in one allocation with room for
-    /// a terminating NUL (a `CString` made of it does not reallocate).
+    /// a terminating NUL (a `CString` made of it does not grow it).
     pub fn joined_to(&self, base: &Path) -> PathBuf {
         let len = self.segments.iter().map(|s| s.len() + 1).sum::<usize>();
         let mut joined = PathBuf::with_capacity(base.as_os_str().len() + len + 1);

@@ -958,8 +958,10 @@ fn verify_bodies(app: &Arc<App>, key: &str, file: &Arc<FileState>, repr: &mut Re
 /// same for the same name, wherever the bytes are stored).
 pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> Arc<str> {
     // mime_guess's table gives a `&'static str` without parsing; the value
-    // sent (its essence, as `Mime` parses it) is made once per type and
-    // thread, and shared: a miss then allocates nothing for its type
+    // sent (its essence, as `Mime` parses it: for a dozen types that is not
+    // the table's spelling, e.g. .docm's "macroEnabled" is lowercased) is
+    // made once per type and thread, and shared: a miss then allocates
+    // nothing for its type
     thread_local! {
         static MADE: std::cell::RefCell<Vec<(&'static str, Arc<str>)>> =
             const { std::cell::RefCell::new(Vec::new()) };
@@ -1090,6 +1092,8 @@ mod tests {
     #[test]
     fn content_types_are_mime_guess_essences_made_once() {
         let names = [
+            "l.docm",
+            "m.psc1",
             "a.txt",
             "b.TXT",
             "c.html",
