@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::header::{
-    HeaderValue, ACCEPT, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
+    HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -318,7 +318,10 @@ async fn serve_dir(
     listing_response(html, method)
 }
 
-/// A listing page's answer (HEAD: its headers only).
+/// A listing page's answer (HEAD: its headers only). `no-cache` whatever
+/// `--cache-control` says for files: a listing has no validator and
+/// changes with any entry of its directory, so a cache must not reuse it
+/// on a guessed freshness (RFC 9111 4.2.2).
 pub(crate) fn listing_response(html: String, method: FileMethod) -> Response {
     let len = html.len();
     let body = match method {
@@ -329,6 +332,7 @@ pub(crate) fn listing_response(html: String, method: FileMethod) -> Response {
         [
             (CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
             (CONTENT_LENGTH, len.to_string()),
+            (CACHE_CONTROL, "no-cache".to_string()),
         ],
         body,
     )

@@ -389,6 +389,8 @@ fn listings_are_html_with_encoded_links_and_escaped_names() {
         Some(res.body.len().to_string().as_str())
     );
     assert!(res.has("Date"));
+    // no validator, changes with the directory: never reused unchecked
+    assert_eq!(res.header("Cache-Control"), Some("no-cache"));
     let html = res.body_str();
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert!(html.contains("<title>Index of /</title>"), "{html}");
