@@ -28,7 +28,7 @@
 //! older than its own (a hit that read bytes of a large file checks them
 //! with an `fstat` of its descriptor after the read). Under load, a
 //! request for an entry revalidated within the last [`SHARE_WINDOW`] waits
-//! once behind the tasks already queued ([`behind_the_ready_tasks`]; the
+//! once behind the tasks already queued ([`FileStates::read_ticket`]; the
 //! HTTP/1.1 fast path and the service's hit both do), so the requests read
 //! in the same turn of the scheduler share the next `stat` instead of
 //! making one each ([`FileStates::hot`]).
@@ -76,7 +76,7 @@ fn since_epoch_ns() -> u64 {
 /// that wakes itself and returns pending is queued behind them (tokio
 /// treats it as a yield), without the driver poll that `yield_now` adds:
 /// alone on the worker, it runs again at once.
-pub async fn behind_the_ready_tasks() {
+async fn behind_the_ready_tasks() {
     let mut woken = false;
     std::future::poll_fn(|cx| {
         if std::mem::replace(&mut woken, true) {
@@ -318,6 +318,19 @@ impl FileStates {
             inner.bytes -= freed;
         }
         state
+    }
+
+    /// The ticket of a request for `key` that was just read, drawn now; if
+    /// the entry is [`hot`](Self::hot), after a wait behind the tasks
+    /// already queued, so that the requests read in this turn share one
+    /// revalidation. The one way both the HTTP/1.1 fast path and the
+    /// service's hit begin a lookup ([`get_reading`](Self::get_reading)).
+    pub async fn read_ticket(&self, key: &str) -> Ticket {
+        let seen = Ticket::draw();
+        if self.hot(key) {
+            behind_the_ready_tasks().await;
+        }
+        seen
     }
 
     /// Whether `key` has a settled entry that was revalidated within

@@ -371,11 +371,11 @@ where
             let _in_flight = conn.activity.start();
             let start = logging.then(Instant::now);
             out.clear();
-            let seen = Ticket::draw();
-            if app.files.hot(target_path(&buf[plain.target.range()])) {
-                // let the requests read in this turn share one revalidation
-                crate::filestate::behind_the_ready_tasks().await;
-            }
+            // the requests read in this turn share one revalidation
+            let seen = app
+                .files
+                .read_ticket(target_path(&buf[plain.target.range()]))
+                .await;
             let answer = express(app, &plain, &buf[..plain.len], seen, &mut out);
             // the access line, as the frame writes it (none for a declined head)
             let line = |status| {

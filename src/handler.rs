@@ -17,7 +17,7 @@ use percent_encoding::percent_decode_str;
 use crate::body::{self, FileBody, FileSource, Source, Verify};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
-use crate::filestate::{FileState, FileStates, Ticket};
+use crate::filestate::{FileState, FileStates};
 use crate::fs::FileStamp;
 use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
 use crate::hashcache::{Digest, HashCache, HashError, Hashed};
@@ -166,10 +166,7 @@ async fn serve(
         };
         // as on the HTTP/1.1 fast path: requests read together share one
         // revalidation (HTTP/2 streams, and what that path leaves to us)
-        let seen = Ticket::draw();
-        if app.files.hot(raw_path) {
-            crate::filestate::behind_the_ready_tasks().await;
-        }
+        let seen = app.files.read_ticket(raw_path).await;
         if let Some((state, first_range)) = app.files.get_reading(raw_path, want, Some(seen)) {
             let headers = &req.headers;
             return serve_file(
