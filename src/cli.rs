@@ -154,6 +154,9 @@ pub struct Cli {
     /// Threads for blocking file work (opens, reads not in the page cache); default: one per CPU. Raise it for a slow disk.
     #[arg(long, value_name = "N")]
     pub io_threads: Option<usize>,
+    /// Threads that serve connections; default: one per CPU this process may run on. With 1, one thread serves every connection: the least work per request on one CPU (blocking file work still goes to --io-threads).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<std::num::NonZeroUsize>,
 }
 
 /// `65536`, `512k`, `8M`, `1G` (powers of 1024).

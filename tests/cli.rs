@@ -1097,3 +1097,93 @@ fn out_of_descriptors_the_accept_loop_backs_off_logs_once_and_recovers() {
     );
     assert!(stderr.contains("accepting connections again"), "{stderr}");
 }
+
+// ---------------------------------------------------------------------------
+// --threads
+// ---------------------------------------------------------------------------
+
+/// How many threads of process `pid` carry the name tokio gives its workers.
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("list the server's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == "tokio-rt-worker")
+        .count()
+}
+
+#[test]
+fn threads_sets_the_serving_threads() {
+    let (p, _, addr) = Proc::start([
+        OsStr::new("-q"),
+        OsStr::new("-p"),
+        OsStr::new("0"),
+        OsStr::new("--threads"),
+        OsStr::new("3"),
+        fixtures().as_os_str(),
+    ]);
+    // workers name themselves once started, maybe just after the startup line
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runtime_workers(p.pid()) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(runtime_workers(p.pid()), 3, "--threads 3: three workers");
+    assert_hello(addr);
+    drop(p);
+
+    let out = run(["--threads", "0", FIXTURES]);
+    assert_usage_error(&out, "--threads");
+}
+
+/// With `--threads 1` the main thread serves every connection (tokio's
+/// current-thread scheduler, the default on one CPU): a download the client
+/// stops reading must not hold up the others, ranges stay byte-exact, and
+/// SIGTERM still lets the stalled download finish.
+#[test]
+fn one_serving_thread_serves_connections_side_by_side() {
+    const SIZE: usize = 16 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(SIZE);
+    std::fs::write(dir.path().join("big.bin"), &data).unwrap();
+    let (p, _, addr) = Proc::start([
+        OsStr::new("-q"),
+        OsStr::new("-p"),
+        OsStr::new("0"),
+        OsStr::new("--threads"),
+        OsStr::new("1"),
+        dir.path().as_os_str(),
+    ]);
+    assert_eq!(
+        runtime_workers(p.pid()),
+        0,
+        "--threads 1: no worker threads, the main thread serves"
+    );
+
+    // a whole download, stalled by its client after the head
+    let mut slow = Conn::new(addr);
+    slow.send("GET", "/big.bin", &[]);
+    let (status_line, _) = slow.read_head();
+    assert_eq!(status_line, "HTTP/1.1 200 OK");
+
+    // meanwhile, other connections are answered
+    let r = get_close(addr, "/big.bin", &[("Range", "bytes=1000-1999,-10")]);
+    assert_eq!(r.status_line, "HTTP/1.1 206 Partial Content");
+    let parts = common::parse_multipart(r.header("Content-Type").unwrap(), &r.body);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].body, &data[1000..2000]);
+    assert_eq!(parts[1].body, &data[SIZE - 10..]);
+    let r = get_close(addr, "/big.bin", &[("Range", "bytes=5000000-5000099")]);
+    assert_eq!(r.status_line, "HTTP/1.1 206 Partial Content");
+    assert_eq!(r.body, &data[5_000_000..5_000_100]);
+    let etag = r.header("ETag").unwrap().to_string();
+    let r = get_close(addr, "/big.bin", &[("If-None-Match", &etag)]);
+    assert_eq!(r.status_line, "HTTP/1.1 304 Not Modified");
+
+    // the stalled download finishes byte-exact through a graceful shutdown
+    p.signal("TERM");
+    let mut body = Vec::with_capacity(SIZE);
+    slow.reader.read_to_end(&mut body).unwrap();
+    assert!(body == data, "the stalled download's bytes differ");
+    let out = p.finish(Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert_no_crash_text(&out);
+}
