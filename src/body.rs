@@ -533,3 +533,71 @@ impl Drop for FileBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rfc::range::ByteRange;
+    use http_body_util::BodyExt as _;
+    use std::path::Path;
+
+    fn multipart(parts: &[(u64, u64)]) -> Vec<Segment> {
+        let mut segments = Vec::new();
+        for &(start, end) in parts {
+            segments.push(Segment::Static(Bytes::from_static(b"--b\r\n\r\n")));
+            segments.push(Segment::Slice(ByteRange { start, end }));
+        }
+        segments.push(Segment::Static(Bytes::from_static(b"\r\n--b--\r\n")));
+        segments
+    }
+
+    fn body(file: &Arc<File>, path: &Path, stamp: FileStamp, parts: &[(u64, u64)]) -> FileBody {
+        let source = FileSource {
+            file: Arc::clone(file),
+            path: Arc::new(path.to_path_buf()),
+            stamp,
+            xor: 0,
+            prefetched: None,
+            verify: None,
+        };
+        FileBody::new(Source::File(source), multipart(parts))
+    }
+
+    /// A multipart body's parts are read together and sent only if one
+    /// `fstat` after the reads finds the version the headers name: no part is
+    /// read ahead with a check of its own (`range::lone_spec`), so that check
+    /// is all that stands between a rewrite and wrong bytes.
+    #[tokio::test]
+    async fn parts_read_together_are_sent_only_if_still_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let stamp = FileStamp::of(&file.metadata().unwrap());
+        let parts = [(0, 99), (200_000, 200_099)];
+
+        let mut want = Vec::new();
+        for &(start, end) in &parts {
+            want.extend_from_slice(b"--b\r\n\r\n");
+            want.extend_from_slice(&data[start as usize..=end as usize]);
+        }
+        want.extend_from_slice(b"\r\n--b--\r\n");
+        let mut unchanged = body(&file, &path, stamp, &parts);
+        let frame = unchanged.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), want, "one frame, every part");
+        assert!(unchanged.frame().await.is_none());
+
+        // rewritten in place, same size, after the headers were made: a
+        // stamp that cannot equal the old one (coarse clocks aside)
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        writer.write_all_at(b"other bytes", 200_010).unwrap();
+        writer
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        let mut changed = body(&file, &path, stamp, &parts);
+        let err = changed.frame().await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
+        assert!(changed.frame().await.is_none(), "nothing after the error");
+    }
+}

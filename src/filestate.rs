@@ -212,8 +212,8 @@ impl FileStates {
         self.get_reading(key, || None, None).map(|(state, _)| state)
     }
 
-    /// [`get`](Self::get) for a request whose first range-spec is `want()`
-    /// (asked only of a large file): a small first range of a large file is
+    /// [`get`](Self::get) for a request whose one range-spec is `want()`
+    /// (asked only of a large file): a small range of a large file is
     /// read from the page cache *before* the revalidating `stat`, so that
     /// one `stat` proves both that the path still leads to this version and
     /// that the bytes read are of it (a read then a stamp check, as every

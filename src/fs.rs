@@ -310,8 +310,8 @@ impl Root {
 
     /// Find what `path` names, following symlinks only while they stay inside
     /// the root. Blocking: call from a blocking context.
-    /// `want` is the request's first range-spec, if any: a hint for what to
-    /// read along with the open.
+    /// `want` is the request's range-spec if it has exactly one
+    /// ([`range::lone_spec`]): a hint for what to read along with the open.
     pub fn resolve(&self, path: &RequestPath, want: Option<RangeSpec>) -> Resolved {
         if !self.access.hidden && path.is_hidden() {
             return Resolved::NotFound;
@@ -507,8 +507,8 @@ pub const SMALL_MAX: u64 = 256 * 1024;
 pub const PREFETCH_MAX: u64 = 64 * 1024;
 
 /// Which bytes to read when opening a file of `size` bytes for a request
-/// whose first range-spec is `want` (pure): the whole of a small file, or a
-/// small first range of a large one. `(offset, len)`.
+/// whose one range-spec is `want` (pure): the whole of a small file, or a
+/// small range of a large one. `(offset, len)`.
 pub fn prefetch_window(size: u64, want: Option<RangeSpec>) -> Option<(u64, u64)> {
     if size <= SMALL_MAX {
         return Some((0, size));

@@ -161,7 +161,7 @@ async fn serve(
     if quirks.is_none() {
         // a hint of what to read with the hit; the plan decides what is sent
         let want = || match method {
-            FileMethod::Get => range::first_spec(req.headers.get(RANGE)?.to_str().ok()?),
+            FileMethod::Get => range::lone_spec(req.headers.get(RANGE)?.to_str().ok()?),
             FileMethod::Head => None,
         };
         // as on the HTTP/1.1 fast path: requests read together share one
@@ -208,7 +208,7 @@ async fn serve(
             return serve_file(app, path, state, None, method, headers, raw_path, quirks).await;
         }
     }
-    let want = first_range_spec(method, headers);
+    let want = lone_range_spec(method, headers);
     match resolve(app, path.clone(), want).await {
         Ok(Resolved::File(_)) if path.trailing_slash => HttpError::NotFound.into_response(),
         Ok(Resolved::File(file)) => {
@@ -288,7 +288,7 @@ async fn serve_dir(
     let url_path = display_path(&path);
     path.segments.push(OsString::from("index.html"));
     path.trailing_slash = false;
-    let want = first_range_spec(method, headers);
+    let want = lone_range_spec(method, headers);
     if let Ok(Resolved::File(index)) = resolve(app, path.clone(), want).await {
         // not cached: the key would be the directory's URL
         return serve_opened(app, &path, index, None, method, headers, raw_path, quirks).await;
@@ -711,7 +711,7 @@ pub(crate) fn express<'a>(
     };
     let facts = facts_of(method, headers);
     let want = || match (method, facts.range) {
-        (FileMethod::Get, RangeHeader::Value(v)) => range::first_spec(v),
+        (FileMethod::Get, RangeHeader::Value(v)) => range::lone_spec(v),
         _ => None,
     };
     let (file, first_range) = match app.files.get_reading(pq.path(), want, seen) {
@@ -994,11 +994,11 @@ pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-/// The first range-spec of a GET's valid Range header: what to read along
-/// with the open (a hint; the plan decides what is sent).
-fn first_range_spec(method: FileMethod, headers: &HeaderMap) -> Option<RangeSpec> {
+/// The range-spec of a GET's Range header that holds exactly one: what to
+/// read along with the open (a hint; the plan decides what is sent).
+fn lone_range_spec(method: FileMethod, headers: &HeaderMap) -> Option<RangeSpec> {
     match (method, range_header(headers)) {
-        (FileMethod::Get, RangeHeader::Value(v)) => range::parse(v).ok().map(|specs| specs[0]),
+        (FileMethod::Get, RangeHeader::Value(v)) => range::lone_spec(v),
         _ => None,
     }
 }
