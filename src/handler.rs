@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::header::{
-    HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
+    HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION,
 };
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -160,10 +160,7 @@ async fn serve(
     // and they depend on nothing else: a hit skips decoding it again.
     if quirks.is_none() {
         // a hint of what to read with the hit; the plan decides what is sent
-        let want = || match method {
-            FileMethod::Get => range::lone_spec(req.headers.get(RANGE)?.to_str().ok()?),
-            FileMethod::Head => None,
-        };
+        let want = || lone_range_spec(method, &req.headers);
         // as on the HTTP/1.1 fast path: requests read together share one
         // revalidation (HTTP/2 streams, and what that path leaves to us)
         let seen = app.files.read_ticket(raw_path).await;

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     // default 512 on one CPU); more help a cold, slow disk (--io-threads).
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // One serving thread: tokio's current-thread scheduler, which pays for
-    // no cross-thread queues or wakeups (measured on one CPU: 3-4 % more
+    // no cross-thread queues or wakeups (measured on one CPU: 3-6 % more
     // requests per CPU-second for small GETs and 304s than one worker of
     // the multi-thread scheduler).
     let threads = cli.threads.map_or(cpus, |n| n.get());
