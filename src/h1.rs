@@ -19,7 +19,7 @@
 //! Anything else hands the connection over to hyper for good, with the bytes
 //! already read: another method, HTTP/1.0, a head with a body or framing
 //! headers (`Content-Length`, `Transfer-Encoding`, `Expect`, `Upgrade`), a
-//! header outside [`PLAIN_HEADERS`], a malformed or oversized head (hyper
+//! header outside [`PLAIN_HEADERS`] and [`PLAIN_PREFIXES`], a malformed or oversized head (hyper
 //! answers 400 or 431 as it always has). The choice is a pure function of
 //! the head ([`classify`]).
 
@@ -47,8 +47,10 @@ const MAX_PLAIN_HEADERS: usize = 24;
 
 /// The request headers a plain head may carry besides those its answer
 /// depends on ([`crate::plan::FACT_HEADERS`]), lower case: what browsers,
-/// curl, wget and download clients send for a file. Any other header (CORS
-/// `Origin`, quirks, framing) sends the connection to hyper.
+/// curl, wget, download clients and the reverse proxies in front of a
+/// server send with a request for a file, none of which the service reads.
+/// Any other header (CORS `Origin`, quirks, framing, or one not listed)
+/// sends the connection to hyper, which answers it alike, only slower.
 pub const PLAIN_HEADERS: &[&str] = &[
     "host",
     "user-agent",
@@ -58,7 +60,48 @@ pub const PLAIN_HEADERS: &[&str] = &[
     "cache-control",
     "pragma",
     "referer",
+    // browsers
+    "cookie",
+    "dnt",
+    "priority",
+    "upgrade-insecure-requests",
+    // download clients (aria2 asks for a digest; every answer carries one)
+    "want-digest",
+    "want-repr-digest",
+    "want-content-digest",
+    // reverse proxies and load balancers
+    "forwarded",
+    "via",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
 ];
+
+/// Name prefixes a plain head may carry, lower case: a browser's Fetch
+/// metadata and client hints (`Sec-Fetch-Mode`, `Sec-CH-UA`...), which it
+/// sends with every navigation. (`Sec-WebSocket-*` comes with `Upgrade`,
+/// which is not plain.)
+pub const PLAIN_PREFIXES: &[&str] = &["sec-"];
+
+/// Whether a header line named `name` may be in a plain head (see
+/// [`PLAIN_HEADERS`]; `Connection` only as `keep-alive`, which HTTP/1.1
+/// means anyway).
+fn plain_line(name: &str, value: &[u8]) -> bool {
+    // lengths first: most names are told apart without a byte compared
+    let known = |n: &&str| n.len() == name.len() && name.eq_ignore_ascii_case(n);
+    PLAIN_HEADERS.iter().any(known)
+        || crate::plan::FACT_HEADERS.iter().any(known)
+        || PLAIN_PREFIXES.iter().any(|p| {
+            name.get(..p.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(p))
+        })
+        || (name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case(b"keep-alive"))
+}
 
 /// Where a part of a head lies in its buffer: start and end offsets. A head
 /// is far below 4 GiB; 32-bit offsets halve a [`PlainHead`], which is moved
@@ -137,14 +180,7 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
         count: req.headers.len(),
     };
     for (slot, h) in head.lines.iter_mut().zip(req.headers.iter()) {
-        // lengths first: most names are told apart without a byte compared
-        let known = |n: &&str| n.len() == h.name.len() && h.name.eq_ignore_ascii_case(n);
-        let plain = PLAIN_HEADERS.iter().any(known)
-            || crate::plan::FACT_HEADERS.iter().any(known)
-            // what HTTP/1.1 means anyway
-            || (h.name.eq_ignore_ascii_case("connection")
-                && h.value.eq_ignore_ascii_case(b"keep-alive"));
-        if !plain {
+        if !plain_line(h.name, h.value) {
             return Head::Other;
         }
         *slot = (span(h.name.as_bytes()), span(h.value));
@@ -695,6 +731,52 @@ mod tests {
             .block_on(send(&mut wire, &mut Vec::new(), &parts, body, false))
             .unwrap();
         (sent, wire)
+    }
+
+    /// Which header lines keep a head plain: those the answer does not
+    /// depend on, and none that frames the message (RFC 9112 6, 9.6) or
+    /// that only the full frame reads (CORS, quirks).
+    #[test]
+    fn plain_lines_table() {
+        #[rustfmt::skip]
+        let rows: &[(&str, &str, bool)] = &[
+            ("Host", "a", true),
+            ("user-agent", "curl/8", true),
+            ("Range", "bytes=0-0", true),
+            ("If-None-Match", "\"x\"", true),
+            ("Cookie", "a=b", true),
+            ("Sec-Fetch-Mode", "navigate", true),
+            ("sec-ch-ua", "\"Chromium\";v=\"131\"", true),
+            ("SEC-GPC", "1", true),
+            ("Upgrade-Insecure-Requests", "1", true),
+            ("Priority", "u=0, i", true),
+            ("Want-Digest", "SHA-256;q=1", true),
+            ("X-Forwarded-For", "203.0.113.7", true),
+            ("x-real-ip", "203.0.113.7", true),
+            ("Via", "1.1 proxy", true),
+            ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", true),
+            ("Connection", "keep-alive", true),
+            ("Connection", "Keep-Alive", true),
+            // framing and connection management: hyper's
+            ("Connection", "close", false),
+            ("Connection", "keep-alive, Upgrade", false),
+            ("Upgrade", "websocket", false),
+            ("Content-Length", "0", false),
+            ("Transfer-Encoding", "chunked", false),
+            ("Expect", "100-continue", false),
+            ("TE", "trailers", false),
+            // read by the full frame only
+            ("Origin", "http://a", false),
+            (crate::quirks::transform::RANGESERVE_QUIRKS.as_str(), "no-etag", false),
+            // anything else
+            ("X-Not-Plain", "1", false),
+            ("se", "1", false),
+            ("sec", "1", false),
+            ("X-Forwarded", "1", false),
+        ];
+        for &(name, value, plain) in rows {
+            assert_eq!(plain_line(name, value.as_bytes()), plain, "{name}: {value}");
+        }
     }
 
     #[test]

@@ -121,6 +121,20 @@ fn the_fast_path_answers_byte_for_byte_as_hyper_does() {
         ("GET", "/%2e%2e/etc/passwd", &[]),
         ("GET", "/_rangeserve/requests", &[]),
         ("GET", "/hello.txt", &[("Accept", "*/*"), ("User-Agent", "curl/8"), ("Connection", "keep-alive")]),
+        // what a browser sends with a navigation, and a reverse proxy adds
+        ("GET", "/hello.txt", &[
+            ("Connection", "keep-alive"), ("sec-ch-ua", "\"Chromium\";v=\"131\""),
+            ("sec-ch-ua-mobile", "?0"), ("Upgrade-Insecure-Requests", "1"),
+            ("User-Agent", "Mozilla/5.0"), ("Accept", "text/html,*/*;q=0.8"),
+            ("Sec-Fetch-Site", "none"), ("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "document"),
+            ("Accept-Encoding", "gzip, deflate, br, zstd"), ("Accept-Language", "en-US,en;q=0.9"),
+            ("Cookie", "session=abc"), ("Priority", "u=0, i"),
+        ]),
+        ("GET", "/data.bin", &[
+            ("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https"), ("X-Real-IP", "203.0.113.7"),
+            ("Via", "1.1 edge"), ("Forwarded", "for=203.0.113.7"), ("traceparent", "00-01-02-01"),
+            ("Range", "bytes=100-199"), ("Want-Digest", "SHA-256;q=1"),
+        ]),
     ];
     for (method, target, headers) in rows {
         let plain = raw(method, target, headers);

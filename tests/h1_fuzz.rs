@@ -347,6 +347,25 @@ fn plain_header() -> BoxedStrategy<(&'static str, String)> {
             Just("Connection"),
             v(vec!["keep-alive", "Keep-Alive", "KEEP-ALIVE"])
         ),
+        (
+            Just("Cookie"),
+            v(vec!["a=b", "session=abc; theme=dark", ""])
+        ),
+        (
+            Just("Sec-Fetch-Mode"),
+            v(vec!["navigate", "no-cors", "cors"])
+        ),
+        (Just("sec-ch-ua-mobile"), v(vec!["?0", "?1"])),
+        (Just("Priority"), v(vec!["u=0, i", "u=4"])),
+        (
+            Just("X-Forwarded-For"),
+            v(vec!["203.0.113.7", "203.0.113.7, 10.0.0.1", ""])
+        ),
+        (Just("Via"), v(vec!["1.1 edge", "HTTP/1.1 a, 1.0 b"])),
+        (
+            Just("Want-Digest"),
+            v(vec!["SHA-256;q=1", "sha-512;q=0.3, sha-256"])
+        ),
     ]
     .boxed()
 }
