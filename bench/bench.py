@@ -21,6 +21,9 @@ Defaults: --server "rangeserve=BIN -q -b 127.0.0.1 -p {port} {dir}" and --peer n
 Scenarios (S0-S6 are the reference's, measured the same way):
   S0  first request (ms)         Range 0-0 on warm /blob right after server start (hashing cost)
   S1  small GET req/s            wrk -t1 -c32 GET /small.txt (1 KiB)
+  S12 small GET, browser's head  S1 with the 14 header lines a browser sends with a navigation
+                                 (Sec-Fetch-*, client hints, Cookie...; BROWSER_HEADERS): wrk
+                                 alone sends Host only, which real traffic seldom does
   S2  random 4 KiB ranges req/s  wrk + ranges.lua, seeded aligned offsets in /blob (1 GiB)
   S3  4-part multi-range req/s   wrk + ranges.lua, bytes=a-b,c-d,e-f,g-h (1 KiB pieces)
   S4  bulk MB/s                  curl full /blob to /dev/null; also 4 parallel curls (aggregate)
@@ -72,6 +75,24 @@ RANGES_LUA = os.path.join(HERE, "ranges.lua")
 RANDPATHS_LUA = os.path.join(HERE, "randpaths.lua")
 
 GiB = 1 << 30
+# S12: what Chromium 131 sends with a navigation over HTTP/1.1 (besides Host)
+BROWSER_HEADERS = [
+    ("Connection", "keep-alive"),
+    ("sec-ch-ua", '"Chromium";v="131", "Not_A Brand";v="24"'),
+    ("sec-ch-ua-mobile", "?0"),
+    ("sec-ch-ua-platform", '"Linux"'),
+    ("Upgrade-Insecure-Requests", "1"),
+    ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                   "Chrome/131.0.0.0 Safari/537.36"),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"),
+    ("Sec-Fetch-Site", "none"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Sec-Fetch-User", "?1"),
+    ("Sec-Fetch-Dest", "document"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"),
+    ("Accept-Language", "en-US,en;q=0.9"),
+    ("Cookie", "session=abc123"),
+]
 SMALL_SIZE = 1024
 BLOB_SIZE = GiB
 SERVER_CPU = "0"
@@ -87,6 +108,7 @@ S8_DIRS, S8_PER_DIR = 100, 1000
 METRICS = [
     ("S0", "first request after server start: Range 0-0 of warm 1 GiB /blob (time to status line)", "ms", False, "S0"),
     ("S1", "small GET /small.txt (wrk -t1 -c32)", "req/s", True, "S1"),
+    ("S12", "S1 with a browser's request head (14 header lines)", "req/s", True, "S12"),
     ("S2", "random aligned 4 KiB single range in 1 GiB /blob", "req/s", True, "S2"),
     ("S3", "4-part multi-range (4x1 KiB) in /blob", "req/s", True, "S3"),
     ("S4", "bulk GET /blob, 1 curl", "MB/s", True, "S4"),
@@ -104,7 +126,7 @@ METRICS = [
     ("RSS9", "peak RSS in S9-S11 (VmHWM, process + descendants, max over rounds)", "KiB", False, "TLS"),
 ]
 METRIC_INFO = {m[0]: m for m in METRICS}
-MAIN_SCENARIOS = ["S0", "S1", "S2", "S3", "S4", "S5", "S6"]
+MAIN_SCENARIOS = ["S0", "S1", "S12", "S2", "S3", "S4", "S5", "S6"]
 TLS_SCENARIOS = ["S9", "S10", "S11"]
 ALL_SCENARIOS = MAIN_SCENARIOS + ["S7", "S8"] + TLS_SCENARIOS
 
@@ -949,6 +971,8 @@ class Harness:
         self.prime(srv)
         if "S1" in self.scen and self.check(srv, "S1", lambda: verify_small(srv.port, self.small)):
             self.wrk_scenario(srv, "S1", "/small.txt")
+        if "S12" in self.scen and self.check(srv, "S1", lambda: verify_small(srv.port, self.small)):
+            self.wrk_scenario(srv, "S12", "/small.txt", headers=BROWSER_HEADERS)
         if "S2" in self.scen and self.check(srv, "S2", lambda: verify_single_ranges(srv.port, self.blob, self.s2)):
             self.wrk_scenario(srv, "S2", "/blob", RANGES_LUA, [self.s2_path])
         if "S3" in self.scen and self.check(srv, "S3", lambda: verify_multi_ranges(srv.port, self.blob, self.s3)):
