@@ -480,8 +480,9 @@ where
         // Watch the socket while the answer is made: a client that leaves
         // cancels it (hashing a big file stops), as it does under hyper. A
         // pipelined next request is kept for later.
-        let serving = access::serve(Arc::clone(app), conn, req);
-        tokio::pin!(serving);
+        // boxed: the service's state would otherwise size every
+        // connection's task, most of whose requests never need it
+        let mut serving = Box::pin(access::serve(Arc::clone(app), conn, req));
         let res = loop {
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(4096);

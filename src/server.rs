@@ -416,36 +416,9 @@ impl Server {
                 let _slot = slot;
                 let mut io = TimedIo::new(stream, limits.timeouts, Arc::clone(&info.activity));
                 if let Some(acceptor) = tls {
-                    let mut first = [0u8; 1];
-                    match io.read(&mut first).await {
-                        Ok(0) => return,
-                        Ok(_) => {}
-                        Err(e) => return log_end(peer, &e),
-                    }
-                    if transport::is_plain_http_on_tls(first[0]) {
-                        tracing::info!(%peer, "plain HTTP on the TLS port; answered 400");
-                        return plain_on_tls(io).await;
-                    }
-                    let io = Rewind::new(Bytes::copy_from_slice(&first), io);
-                    let stream = match acceptor.accept(io).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            // a plain-HTTP client, a scanner, an untrusting client
-                            return tracing::info!(%peer, error = %e, "TLS handshake failed");
-                        }
-                    };
-                    let protocol = match stream.get_ref().1.alpn_protocol() {
-                        Some(b"h2") => Protocol::Http2,
-                        _ => Protocol::Http1,
-                    };
-                    if protocol == Protocol::Http2 {
-                        info.activity.set_multiplexed();
-                    }
-                    if let Err(e) = serve_http(stream, protocol, app, info, watcher, stopping).await
-                    {
-                        log_end(peer, &*e);
-                    }
-                    return;
+                    // boxed: a TLS connection's state (the handshake's,
+                    // rustls') would otherwise size every connection's task
+                    return Box::pin(serve_tls(io, acceptor, app, info, watcher, stopping)).await;
                 }
                 let (protocol, prefix) = match transport::sniff(&mut io).await {
                     Ok(Some(first)) => first,
@@ -590,6 +563,47 @@ fn tls_state(source: &TlsSource) -> Result<Tls, StartError> {
     })
 }
 
+/// Serve a connection on the TLS port: its handshake, then HTTP as ALPN
+/// chose (a plain-HTTP request there is answered 400).
+async fn serve_tls(
+    mut io: TimedIo<tokio::net::TcpStream>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Arc<App>,
+    info: ConnInfo,
+    watcher: Watcher,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let peer = info.peer;
+    let mut first = [0u8; 1];
+    match io.read(&mut first).await {
+        Ok(0) => return,
+        Ok(_) => {}
+        Err(e) => return log_end(peer, &e),
+    }
+    if transport::is_plain_http_on_tls(first[0]) {
+        tracing::info!(%peer, "plain HTTP on the TLS port; answered 400");
+        return plain_on_tls(io).await;
+    }
+    let io = Rewind::new(Bytes::copy_from_slice(&first), io);
+    let stream = match acceptor.accept(io).await {
+        Ok(s) => s,
+        Err(e) => {
+            // a plain-HTTP client, a scanner, an untrusting client
+            return tracing::info!(%peer, error = %e, "TLS handshake failed");
+        }
+    };
+    let protocol = match stream.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Protocol::Http2,
+        _ => Protocol::Http1,
+    };
+    if protocol == Protocol::Http2 {
+        info.activity.set_multiplexed();
+    }
+    if let Err(e) = serve_http(stream, protocol, app, info, watcher, stopping).await {
+        log_end(peer, &*e);
+    }
+}
+
 /// Serve HTTP on a connection whose protocol is known, until it ends or a
 /// graceful shutdown closes it. HTTP/1.1 starts in [`crate::h1`], which
 /// hands the connection to hyper at its first request that is not plain.
@@ -611,11 +625,13 @@ where
                 crate::h1::End::Closed => Ok(()),
                 crate::h1::End::HandOff(read) => {
                     let io = Rewind::new(read, io);
-                    Ok(serve_hyper(io, protocol, app, info, watcher).await?)
+                    // boxed, as below: only a connection handed over pays
+                    // for hyper's state
+                    Ok(Box::pin(serve_hyper(io, protocol, app, info, watcher)).await?)
                 }
             }
         }
-        _ => Ok(serve_hyper(io, protocol, app, info, watcher).await?),
+        _ => Ok(Box::pin(serve_hyper(io, protocol, app, info, watcher)).await?),
     }
 }
 

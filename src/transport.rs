@@ -55,15 +55,18 @@ Connection: close\r\n\
 \r\n\
 400 Bad Request: this port speaks HTTPS (TLS)\r\n";
 
-/// Read just enough of `io` to tell HTTP/1 from HTTP/2 prior knowledge;
+/// Read what `io` has until it tells HTTP/1 from HTTP/2 prior knowledge;
 /// returns the protocol and the bytes read, to be replayed with [`Rewind`].
 /// A connection closed before saying anything is `Ok(None)`.
+///
+/// Each read takes up to [`SNIFF_BYTES`], not just the preface's 24: the
+/// first is usually a whole request head, which the protocol then reads
+/// from the replay rather than with a second `recv`.
 pub async fn sniff<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<Option<(Protocol, Bytes)>> {
-    let mut buf = Vec::with_capacity(H2_PREFACE.len());
+    let mut buf = Vec::with_capacity(SNIFF_BYTES);
     loop {
-        let mut chunk = [0u8; 24];
-        let want = H2_PREFACE.len() - buf.len();
-        let n = io.read(&mut chunk[..want]).await?;
+        // the preface decides within 24 bytes, so the buffer never grows
+        let n = io.read_buf(&mut buf).await?;
         if n == 0 {
             return Ok(match buf.is_empty() {
                 true => None,
@@ -71,12 +74,14 @@ pub async fn sniff<I: AsyncRead + Unpin>(io: &mut I) -> io::Result<Option<(Proto
                 false => Some((Protocol::Http1, Bytes::from(buf))),
             });
         }
-        buf.extend_from_slice(&chunk[..n]);
         if let Some(p) = classify(&buf) {
             return Ok(Some((p, Bytes::from(buf))));
         }
     }
 }
+
+/// The most [`sniff`] reads at once: a typical request head, browsers' too.
+pub const SNIFF_BYTES: usize = 2048;
 
 /// A stream whose first bytes were already read: they are read again first.
 pub struct Rewind<I> {
@@ -179,6 +184,37 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(first)
             );
+        }
+    }
+
+    /// What the client sent so far is taken in one read, past the
+    /// preface's 24 bytes, and all of it is replayed (HTTP/1 and HTTP/2).
+    #[tokio::test]
+    async fn sniff_takes_the_head_in_one_read() {
+        let head = format!(
+            "GET /a HTTP/1.1\r\nHost: a\r\nUser-Agent: {}\r\n\r\n",
+            "x".repeat(300)
+        );
+        let mut h2 = H2_PREFACE.to_vec();
+        h2.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // an empty SETTINGS frame
+        for (sent, protocol) in [
+            (head.as_bytes(), Protocol::Http1),
+            (&h2[..], Protocol::Http2),
+        ] {
+            let (mut client, mut server) = tokio::io::duplex(4096);
+            tokio::io::AsyncWriteExt::write_all(&mut client, sent)
+                .await
+                .unwrap();
+            let (p, prefix) = sniff(&mut server).await.unwrap().unwrap();
+            assert_eq!(p, protocol);
+            assert_eq!(&prefix[..], sent, "one read took all that was sent");
+            drop(client);
+            let mut all = Vec::new();
+            Rewind::new(prefix, server)
+                .read_to_end(&mut all)
+                .await
+                .unwrap();
+            assert_eq!(all, sent);
         }
     }
 
