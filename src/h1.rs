@@ -16,6 +16,9 @@
 //! answered, so that the requests read in the same turn of the scheduler
 //! share one revalidating `stat` (see [`crate::filestate`]).
 //!
+//! A request with `Connection: close` is plain too: its answer says
+//! `Connection: close` where hyper's does, and the connection ends with it.
+//!
 //! Anything else hands the connection over to hyper for good, with the bytes
 //! already read: another method, HTTP/1.0, a head with a body or framing
 //! headers (`Content-Length`, `Transfer-Encoding`, `Expect`, `Upgrade`), a
@@ -90,7 +93,7 @@ pub const PLAIN_PREFIXES: &[&str] = &["sec-"];
 
 /// Whether a header line named `name` may be in a plain head (see
 /// [`PLAIN_HEADERS`]; `Connection` only as `keep-alive`, which HTTP/1.1
-/// means anyway).
+/// means anyway, or `close`, which [`serve`] honours as hyper does).
 fn plain_line(name: &str, value: &[u8]) -> bool {
     // lengths first: most names are told apart without a byte compared
     let known = |n: &&str| n.len() == name.len() && name.eq_ignore_ascii_case(n);
@@ -100,7 +103,20 @@ fn plain_line(name: &str, value: &[u8]) -> bool {
             name.get(..p.len())
                 .is_some_and(|n| n.eq_ignore_ascii_case(p))
         })
-        || (name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case(b"keep-alive"))
+        || (name.eq_ignore_ascii_case("connection") && connection_value(value).is_some())
+}
+
+/// A `Connection` value a plain head may carry: `Some(true)` for `close`,
+/// `Some(false)` for `keep-alive`, `None` for anything else (other tokens,
+/// lists: hyper's).
+fn connection_value(value: &[u8]) -> Option<bool> {
+    if value.eq_ignore_ascii_case(b"close") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case(b"keep-alive") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// Where a part of a head lies in its buffer: start and end offsets. A head
@@ -125,6 +141,9 @@ pub struct PlainHead {
     target: Span,
     lines: [(Span, Span); MAX_PLAIN_HEADERS],
     count: usize,
+    /// `Connection: close`: the connection ends with this request's answer
+    /// (RFC 9112 9.6), which says so as hyper's does.
+    pub close: bool,
 }
 
 /// What a connection's buffered bytes start with (pure).
@@ -178,10 +197,14 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
         target: span(path.as_bytes()),
         lines: [(Span::default(), Span::default()); MAX_PLAIN_HEADERS],
         count: req.headers.len(),
+        close: false,
     };
     for (slot, h) in head.lines.iter_mut().zip(req.headers.iter()) {
         if !plain_line(h.name, h.value) {
             return Head::Other;
+        }
+        if h.name.eq_ignore_ascii_case("connection") {
+            head.close |= connection_value(h.value) == Some(true);
         }
         *slot = (span(h.name.as_bytes()), span(h.value));
     }
@@ -281,10 +304,7 @@ pub fn encode_head(
             wrote_len = true;
             framing = Framing::Chunked;
         } else if name == CONNECTION {
-            close |= value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            close |= says_close(value);
         } else if name == DATE {
             wrote_date = true;
         }
@@ -430,6 +450,13 @@ where
                 Express::Written(status, mut body) => {
                     let mut line = line(status);
                     buf.advance(plain.len);
+                    if plain.close {
+                        // a file's head has no Connection line: hyper's
+                        // goes last, before the blank line
+                        debug_assert!(out.ends_with(b"\r\n\r\n"));
+                        out.truncate(out.len() - 2);
+                        out.extend_from_slice(b"Connection: close\r\n\r\n");
+                    }
                     let len = body.as_ref().map_or(0, |b| b.len());
                     let written = match &mut body {
                         Some(body) => write_body(io, &mut out, body, Framing::Length(len))
@@ -444,12 +471,19 @@ where
                     if !written? {
                         return Ok(End::Closed);
                     }
+                    if plain.close {
+                        let _ = io.shutdown().await;
+                        return Ok(End::Closed);
+                    }
                     continue;
                 }
                 Express::Response(res) => {
                     let mut line = line(res.status());
                     buf.advance(plain.len);
-                    let (parts, body) = res.into_parts();
+                    let (mut parts, body) = res.into_parts();
+                    if plain.close {
+                        closing(&mut parts);
+                    }
                     let len = match head_only {
                         true => 0,
                         false => http_body::Body::size_hint(&body).exact().unwrap_or(0),
@@ -469,6 +503,7 @@ where
                 }
             }
         }
+        let close = plain.close;
         let head = buf.split_to(plain.len).freeze();
         let Some(req) = request(&head, &plain) else {
             // `http` refuses what httparse took: hyper answers it
@@ -496,10 +531,39 @@ where
                 },
             }
         };
-        let (parts, body) = res.into_parts();
+        let (mut parts, body) = res.into_parts();
+        if close {
+            closing(&mut parts);
+        }
         match send(io, &mut out, &parts, body, head_only).await? {
             Sent::KeepOpen => {}
             Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
+        }
+    }
+}
+
+/// Whether a `Connection` value lists `close` (RFC 9110 7.6.1).
+fn says_close(value: &HeaderValue) -> bool {
+    value
+        .as_bytes()
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// The answer to a request that asked to close the connection, as hyper
+/// makes it (its `enforce_version`): `close` joins the response's
+/// `Connection` values unless one says it already. [`send`] then writes it
+/// and closes.
+fn closing(parts: &mut Parts) {
+    use axum::http::header::Entry;
+    match parts.headers.entry(CONNECTION) {
+        Entry::Occupied(mut e) => {
+            if !e.iter().any(says_close) {
+                e.append(HeaderValue::from_static("close"));
+            }
+        }
+        Entry::Vacant(e) => {
+            e.insert(HeaderValue::from_static("close"));
         }
     }
 }
@@ -758,9 +822,12 @@ mod tests {
             ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", true),
             ("Connection", "keep-alive", true),
             ("Connection", "Keep-Alive", true),
-            // framing and connection management: hyper's
-            ("Connection", "close", false),
+            ("Connection", "close", true),
+            ("Connection", "Close", true),
+            // framing and other connection management: hyper's
+            ("Connection", "close, keep-alive", false),
             ("Connection", "keep-alive, Upgrade", false),
+            ("Connection", "Upgrade", false),
             ("Upgrade", "websocket", false),
             ("Content-Length", "0", false),
             ("Transfer-Encoding", "chunked", false),

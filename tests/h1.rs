@@ -121,6 +121,15 @@ fn the_fast_path_answers_byte_for_byte_as_hyper_does() {
         ("GET", "/%2e%2e/etc/passwd", &[]),
         ("GET", "/_rangeserve/requests", &[]),
         ("GET", "/hello.txt", &[("Accept", "*/*"), ("User-Agent", "curl/8"), ("Connection", "keep-alive")]),
+        // the last request of a connection (answered, then closed)
+        ("GET", "/hello.txt", &[("Connection", "close")]),
+        ("HEAD", "/hello.txt", &[("Connection", "Close")]),
+        ("GET", "/data.bin", &[("Range", "bytes=0-0,-1"), ("Connection", "close")]),
+        ("GET", "/data.bin", &[("Range", "bytes=20000-"), ("Connection", "close")]),
+        ("GET", "/hello.txt", &[("If-None-Match", &etag), ("Connection", "close")]),
+        ("GET", "/missing.txt", &[("Connection", "close")]),
+        ("GET", "/sub", &[("Connection", "close")]),
+        ("GET", "/../etc/passwd", &[("Connection", "close")]),
         // what a browser sends with a navigation, and a reverse proxy adds
         ("GET", "/hello.txt", &[
             ("Connection", "keep-alive"), ("sec-ch-ua", "\"Chromium\";v=\"131\""),
@@ -156,6 +165,53 @@ fn the_fast_path_answers_byte_for_byte_as_hyper_does() {
         assert_eq!(fast, slow, "{method} {target} {headers:?}");
         assert_eq!(warm, slow, "{method} {target} {headers:?}, cached");
         assert!(fast.starts_with("HTTP/1.1 "), "{fast}");
+    }
+}
+
+/// A request with `Connection: close` is the connection's last (RFC 9112
+/// 9.6): it is answered, with `Connection: close`, then the server closes,
+/// and a request pipelined after it gets nothing; alike on the fast path
+/// (a cached file, its first open, a 304, a 404) and hyper's.
+#[test]
+fn a_request_that_asks_to_close_is_the_last_on_both_paths() {
+    let s = TestServer::fixtures();
+    let etag = s.get("/hello.txt", &[]).header("ETag").unwrap().to_string();
+    #[rustfmt::skip]
+    let rows: &[&[(&str, &str)]] = &[
+        &[("Connection", "close")],
+        &[("Connection", "close"), ("If-None-Match", &etag)],
+        &[("Connection", "close"), ("Range", "bytes=1-3")],
+    ];
+    for target in ["/hello.txt", "/data.bin", "/missing.txt"] {
+        for headers in rows {
+            let mut answers = Vec::new();
+            for extra in [None, Some(("X-Not-Plain", "1"))] {
+                let mut first = headers.to_vec();
+                first.extend(extra);
+                let mut both = raw("GET", target, &first);
+                both.extend_from_slice(&raw("GET", "/hello.txt", &[]));
+                let mut conn = s.connect();
+                conn.send_raw(&both);
+                let (head, body) = read_one(&mut conn, false);
+                let text = String::from_utf8_lossy(&head).into_owned();
+                assert!(
+                    text.contains("\r\nConnection: close\r\n"),
+                    "{target} {first:?}: {text}"
+                );
+                if text.starts_with("HTTP/1.1 2") {
+                    let file = std::fs::read(s.root.join(&target[1..])).unwrap();
+                    let want = match text.starts_with("HTTP/1.1 206 ") {
+                        true => &file[1..4],
+                        false => &file[..],
+                    };
+                    assert_eq!(body, want, "{target} {first:?}");
+                }
+                let rest = conn.read_to_end();
+                assert!(rest.is_empty(), "{target} {first:?}: after it, {rest:?}");
+                answers.push(normalized((head, body)));
+            }
+            assert_eq!(answers[0], answers[1], "{target} {headers:?}");
+        }
     }
 }
 
