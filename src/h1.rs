@@ -22,9 +22,9 @@
 //! Anything else hands the connection over to hyper for good, with the bytes
 //! already read: another method, HTTP/1.0, a head with a body or framing
 //! headers (`Content-Length`, `Transfer-Encoding`, `Expect`, `Upgrade`), a
-//! header outside [`PLAIN_HEADERS`] and [`PLAIN_PREFIXES`], a malformed or oversized head (hyper
-//! answers 400 or 431 as it always has). The choice is a pure function of
-//! the head ([`classify`]).
+//! header outside [`PLAIN_HEADERS`] and [`PLAIN_PREFIXES`], a malformed or
+//! oversized head (hyper answers 400 or 431 as it always has). The choice is
+//! a pure function of the head ([`classify`]).
 
 use std::future::poll_fn;
 use std::io;
