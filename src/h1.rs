@@ -18,9 +18,12 @@
 //!
 //! A request with `Connection: close` is plain too: its answer says
 //! `Connection: close` where hyper's does, and the connection ends with it.
+//! So is an HTTP/1.0 request (ApacheBench, a proxy's default upstream
+//! version): answered in HTTP/1.0 as hyper answers it ([`fit`]), the
+//! connection kept only if it asked `Connection: keep-alive`.
 //!
 //! Anything else hands the connection over to hyper for good, with the bytes
-//! already read: another method, HTTP/1.0, a head with a body or framing
+//! already read: another method, a head with a body or framing
 //! headers (`Content-Length`, `Transfer-Encoding`, `Expect`, `Upgrade`), a
 //! header outside [`PLAIN_HEADERS`] and [`PLAIN_PREFIXES`], a malformed or
 //! oversized head (hyper answers 400 or 431 as it always has). The choice is
@@ -141,9 +144,12 @@ pub struct PlainHead {
     target: Span,
     lines: [(Span, Span); MAX_PLAIN_HEADERS],
     count: usize,
-    /// `Connection: close`: the connection ends with this request's answer
-    /// (RFC 9112 9.6), which says so as hyper's does.
+    /// The connection ends with this request's answer: HTTP/1.1 with
+    /// `Connection: close` (RFC 9112 9.6), which the answer repeats as
+    /// hyper's does, or HTTP/1.0 without `Connection: keep-alive` (9.3).
     pub close: bool,
+    /// An HTTP/1.0 request: answered in HTTP/1.0, as hyper answers it.
+    pub http10: bool,
 }
 
 /// What a connection's buffered bytes start with (pure).
@@ -179,13 +185,15 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
         Some("HEAD") => Method::HEAD,
         _ => return Head::Other,
     };
-    // HTTP/1.1 only (1.0 has its own keep-alive rules); origin form only
+    // origin form only
     let Some(path) = req.path.filter(|p| p.starts_with('/')) else {
         return Head::Other;
     };
-    if req.version != Some(1) {
-        return Head::Other;
-    }
+    let http10 = match req.version {
+        Some(1) => false,
+        Some(0) => true,
+        _ => return Head::Other,
+    };
     // within the head, whose length fits 32 bits (checked above)
     let span = |s: &[u8]| {
         let at = s.as_ptr() as usize - buf.as_ptr() as usize;
@@ -198,16 +206,23 @@ pub fn classify(buf: &[u8], max_headers: usize, max_bytes: usize) -> Head {
         lines: [(Span::default(), Span::default()); MAX_PLAIN_HEADERS],
         count: req.headers.len(),
         close: false,
+        http10,
     };
+    let mut keep_alive = false;
     for (slot, h) in head.lines.iter_mut().zip(req.headers.iter()) {
         if !plain_line(h.name, h.value) {
             return Head::Other;
         }
         if h.name.eq_ignore_ascii_case("connection") {
-            head.close |= connection_value(h.value) == Some(true);
+            match connection_value(h.value) {
+                Some(true) => head.close = true,
+                _ => keep_alive = true,
+            }
         }
         *slot = (span(h.name.as_bytes()), span(h.value));
     }
+    // HTTP/1.0 closes unless asked not to (RFC 9112 9.3)
+    head.close |= http10 && !keep_alive;
     Head::Plain(head)
 }
 
@@ -225,7 +240,10 @@ fn request(head: &Bytes, plain: &PlainHead) -> Option<Request<()>> {
     let mut req = Request::new(());
     *req.method_mut() = plain.method.clone();
     *req.uri_mut() = uri;
-    *req.version_mut() = Version::HTTP_11;
+    *req.version_mut() = match plain.http10 {
+        true => Version::HTTP_10,
+        false => Version::HTTP_11,
+    };
     *req.headers_mut() = headers;
     Some(req)
 }
@@ -237,6 +255,9 @@ pub enum Framing {
     Length(u64),
     /// Chunked transfer coding (RFC 9112 7.1).
     Chunked,
+    /// Until the connection closes (RFC 9112 6.3, item 8): a body of unknown
+    /// length to an HTTP/1.0 client, which knows no chunks.
+    Close,
 }
 
 /// What the body says of its length, as hyper reads it.
@@ -254,8 +275,10 @@ pub enum BodyLen {
 /// `out`, byte for byte as hyper 1.x does with title-case headers: status
 /// line, headers in map order (names title-cased), a `Content-Length` or
 /// `Transfer-Encoding` where the body needs one, `Date` last if the map has
-/// none. Returns the body's framing and whether the connection must close
-/// after it (a `Connection: close` in the map). Pure but for `date`.
+/// none. An HTTP/1.0 response (`parts.version`) says so in its status line
+/// and frames a body of unknown length by closing, never by chunks. Returns
+/// the body's framing and whether the connection must close after it (a
+/// `Connection: close` in the map, or such a body). Pure but for `date`.
 pub fn encode_head(
     parts: &Parts,
     head_only: bool,
@@ -264,10 +287,14 @@ pub fn encode_head(
     out: &mut Vec<u8>,
 ) -> (Framing, bool) {
     let status = parts.status;
-    if status == StatusCode::OK {
+    let http10 = parts.version == Version::HTTP_10;
+    if status == StatusCode::OK && !http10 {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
     } else {
-        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(match http10 {
+            true => b"HTTP/1.0 ",
+            false => b"HTTP/1.1 ",
+        });
         out.extend_from_slice(status.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
@@ -277,6 +304,7 @@ pub fn encode_head(
     let may_length = !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
     let may_body = may_length && !head_only;
     let (mut wrote_len, mut wrote_date, mut close) = (false, false, false);
+    let mut wrote_connection = false;
     let mut framing = Framing::Length(0);
     for (name, value) in parts.headers.iter() {
         if name == CONTENT_LENGTH {
@@ -298,13 +326,23 @@ pub fn encode_head(
             }
             wrote_len = true;
         } else if name == TRANSFER_ENCODING {
-            if !may_body {
+            if !may_body || http10 {
                 continue;
             }
             wrote_len = true;
             framing = Framing::Chunked;
         } else if name == CONNECTION {
-            close |= says_close(value);
+            close |= lists(value, b"close");
+            // one line, values joined, as hyper writes it (a map yields a
+            // name's values one after another, so the line is the last)
+            if wrote_connection {
+                out.truncate(out.len() - 2);
+                out.extend_from_slice(b", ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
+            wrote_connection = true;
         } else if name == DATE {
             wrote_date = true;
         }
@@ -315,6 +353,10 @@ pub fn encode_head(
     }
     if !wrote_len {
         match body {
+            BodyLen::Unknown if may_body && http10 => {
+                framing = Framing::Close;
+                close = true;
+            }
             BodyLen::Unknown if may_body => {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
                 framing = Framing::Chunked;
@@ -450,13 +492,7 @@ where
                 Express::Written(status, mut body) => {
                     let mut line = line(status);
                     buf.advance(plain.len);
-                    if plain.close {
-                        // a file's head has no Connection line: hyper's
-                        // goes last, before the blank line
-                        debug_assert!(out.ends_with(b"\r\n\r\n"));
-                        out.truncate(out.len() - 2);
-                        out.extend_from_slice(b"Connection: close\r\n\r\n");
-                    }
+                    fit_head(&mut out, &plain);
                     let len = body.as_ref().map_or(0, |b| b.len());
                     let written = match &mut body {
                         Some(body) => write_body(io, &mut out, body, Framing::Length(len))
@@ -481,9 +517,7 @@ where
                     let mut line = line(res.status());
                     buf.advance(plain.len);
                     let (mut parts, body) = res.into_parts();
-                    if plain.close {
-                        closing(&mut parts);
-                    }
+                    fit(&mut parts, &plain);
                     let len = match head_only {
                         true => 0,
                         false => http_body::Body::size_hint(&body).exact().unwrap_or(0),
@@ -497,13 +531,16 @@ where
                         };
                     }
                     match sent? {
-                        Sent::KeepOpen => continue,
+                        Sent::KeepOpen if !plain.close => continue,
+                        Sent::KeepOpen => {
+                            let _ = io.shutdown().await;
+                            return Ok(End::Closed);
+                        }
                         Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
                     }
                 }
             }
         }
-        let close = plain.close;
         let head = buf.split_to(plain.len).freeze();
         let Some(req) = request(&head, &plain) else {
             // `http` refuses what httparse took: hyper answers it
@@ -532,39 +569,66 @@ where
             }
         };
         let (mut parts, body) = res.into_parts();
-        if close {
-            closing(&mut parts);
-        }
+        fit(&mut parts, &plain);
         match send(io, &mut out, &parts, body, head_only).await? {
-            Sent::KeepOpen => {}
+            Sent::KeepOpen if !plain.close => {}
+            Sent::KeepOpen => {
+                let _ = io.shutdown().await;
+                return Ok(End::Closed);
+            }
             Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
         }
     }
 }
 
-/// Whether a `Connection` value lists `close` (RFC 9110 7.6.1).
-fn says_close(value: &HeaderValue) -> bool {
+/// Whether a `Connection` value lists `option` (RFC 9110 7.6.1).
+fn lists(value: &HeaderValue, option: &[u8]) -> bool {
     value
         .as_bytes()
         .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(option))
 }
 
-/// The answer to a request that asked to close the connection, as hyper
-/// makes it (its `enforce_version`): `close` joins the response's
-/// `Connection` values unless one says it already. [`send`] then writes it
-/// and closes.
-fn closing(parts: &mut Parts) {
-    use axum::http::header::Entry;
-    match parts.headers.entry(CONNECTION) {
-        Entry::Occupied(mut e) => {
-            if !e.iter().any(says_close) {
-                e.append(HeaderValue::from_static("close"));
-            }
+/// An answer fitted to its request as hyper fits it (its `enforce_version`
+/// and `fix_keep_alive`): to HTTP/1.0, an HTTP/1.0 answer, with
+/// `keep-alive` joined to its `Connection` values if the client asked to
+/// keep the connection and none says so; to HTTP/1.1 that asked to close,
+/// `close` joined unless one says it already. [`send`] writes it.
+fn fit(parts: &mut Parts, plain: &PlainHead) {
+    let wanted = match (plain.http10, plain.close) {
+        (true, false) => Some("keep-alive"),
+        (false, true) => Some("close"),
+        _ => None,
+    };
+    if let Some(option) = wanted {
+        let said = parts.headers.get_all(CONNECTION).iter();
+        if !said.into_iter().any(|v| lists(v, option.as_bytes())) {
+            parts
+                .headers
+                .append(CONNECTION, HeaderValue::from_static(option));
         }
-        Entry::Vacant(e) => {
-            e.insert(HeaderValue::from_static("close"));
-        }
+    }
+    if plain.http10 {
+        parts.version = Version::HTTP_10;
+    }
+}
+
+/// [`fit`] for a head [`crate::handler::express`] wrote: a file's head,
+/// which has no `Connection` line; hyper's goes last, before the blank line.
+fn fit_head(out: &mut Vec<u8>, plain: &PlainHead) {
+    let line: &[u8] = match (plain.http10, plain.close) {
+        (true, false) => b"Connection: keep-alive\r\n\r\n",
+        (false, true) => b"Connection: close\r\n\r\n",
+        _ => b"",
+    };
+    if plain.http10 {
+        debug_assert!(out.starts_with(b"HTTP/1.1 "));
+        out[7] = b'0';
+    }
+    if !line.is_empty() {
+        debug_assert!(out.ends_with(b"\r\n\r\n"));
+        out.truncate(out.len() - 2);
+        out.extend_from_slice(line);
     }
 }
 
@@ -608,7 +672,7 @@ fn express(app: &App, plain: &PlainHead, head: &[u8], seen: Ticket, out: &mut Ve
         .map(|(name, value)| (&head[name.range()], &head[value.range()]));
     // a panic is answered by the full service, which contains it
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::handler::express(app, method, target, lines, Some(seen), out)
+        crate::handler::express(app, method, target, !plain.http10, lines, Some(seen), out)
     }))
     .unwrap_or(Express::Declined)
 }
@@ -689,6 +753,7 @@ where
     let (want, chunked) = match framing {
         Framing::Length(n) => (n, false),
         Framing::Chunked => (u64::MAX, true),
+        Framing::Close => (u64::MAX, false),
     };
     let mut sent = 0u64;
     if want > 0 {
@@ -751,7 +816,7 @@ where
     io.flush().await?;
     Ok(Delivered {
         given: sent,
-        whole: chunked || sent == want,
+        whole: !matches!(framing, Framing::Length(_)) || sent == want,
     })
 }
 
@@ -844,6 +909,78 @@ mod tests {
         ];
         for &(name, value, plain) in rows {
             assert_eq!(plain_line(name, value.as_bytes()), plain, "{name}: {value}");
+        }
+    }
+
+    /// When the connection ends with a request's answer (RFC 9112 9.3, 9.6).
+    #[test]
+    fn which_requests_close_the_connection() {
+        #[rustfmt::skip]
+        let rows: &[(&str, &str, bool, bool)] = &[
+            // version, Connection lines, HTTP/1.0, close
+            ("1.1", "", false, false),
+            ("1.1", "Connection: keep-alive\r\n", false, false),
+            ("1.1", "Connection: close\r\n", false, true),
+            ("1.1", "Connection: keep-alive\r\nConnection: close\r\n", false, true),
+            ("1.0", "", true, true),
+            ("1.0", "Connection: Keep-Alive\r\n", true, false),
+            ("1.0", "Connection: close\r\n", true, true),
+            ("1.0", "Connection: keep-alive\r\nConnection: close\r\n", true, true),
+        ];
+        for &(version, lines, http10, close) in rows {
+            let head = format!("GET / HTTP/{version}\r\nHost: a\r\n{lines}\r\n");
+            match classify(head.as_bytes(), 100, 8192) {
+                Head::Plain(p) => assert_eq!((p.http10, p.close), (http10, close), "{head:?}"),
+                other => panic!("{head:?}: {other:?}"),
+            }
+        }
+        assert_eq!(classify(b"GET / HTTP/2.0\r\n\r\n", 100, 8192), Head::Other);
+    }
+
+    /// Heads as hyper 1.12 writes them (`proto/h1/role.rs`): an HTTP/1.0
+    /// answer's status line, a body of unknown length framed by closing for
+    /// HTTP/1.0 (which knows no chunks) and chunked for HTTP/1.1, a
+    /// `Connection` header's values on one line.
+    #[test]
+    fn encode_head_table() {
+        let date = HeaderValue::from_static("D");
+        let head = |version, status: u16, headers: &[(&str, &str)], body| {
+            let mut parts = axum::http::Response::new(()).into_parts().0;
+            parts.version = version;
+            parts.status = StatusCode::from_u16(status).unwrap();
+            for (n, v) in headers {
+                let name = HeaderName::from_bytes(n.as_bytes()).unwrap();
+                parts
+                    .headers
+                    .append(name, HeaderValue::from_str(v).unwrap());
+            }
+            let mut out = Vec::new();
+            let (framing, close) = encode_head(&parts, false, body, &date, &mut out);
+            (String::from_utf8(out).unwrap(), framing, close)
+        };
+        let (h10, h11) = (Version::HTTP_10, Version::HTTP_11);
+        #[rustfmt::skip]
+        type Encoded = (String, Framing, bool);
+        let rows: Vec<(Encoded, (&str, Framing, bool))> = vec![
+            (head(h11, 200, &[], BodyLen::Known(3)),
+             ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nDate: D\r\n\r\n", Framing::Length(3), false)),
+            (head(h10, 200, &[], BodyLen::Known(3)),
+             ("HTTP/1.0 200 OK\r\nContent-Length: 3\r\nDate: D\r\n\r\n", Framing::Length(3), false)),
+            (head(h10, 206, &[], BodyLen::Known(3)),
+             ("HTTP/1.0 206 Partial Content\r\nContent-Length: 3\r\nDate: D\r\n\r\n", Framing::Length(3), false)),
+            (head(h11, 200, &[], BodyLen::Unknown),
+             ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: D\r\n\r\n", Framing::Chunked, false)),
+            (head(h10, 200, &[], BodyLen::Unknown),
+             ("HTTP/1.0 200 OK\r\nDate: D\r\n\r\n", Framing::Close, true)),
+            (head(h10, 200, &[("transfer-encoding", "chunked")], BodyLen::Unknown),
+             ("HTTP/1.0 200 OK\r\nDate: D\r\n\r\n", Framing::Close, true)),
+            (head(h11, 400, &[("connection", "close"), ("connection", "keep-alive")], BodyLen::Known(1)),
+             ("HTTP/1.1 400 Bad Request\r\nConnection: close, keep-alive\r\nContent-Length: 1\r\nDate: D\r\n\r\n", Framing::Length(1), true)),
+            (head(h11, 200, &[("connection", "keep-alive"), ("date", "E")], BodyLen::Known(0)),
+             ("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nDate: E\r\nContent-Length: 0\r\n\r\n", Framing::Length(0), false)),
+        ];
+        for (got, (text, framing, close)) in rows {
+            assert_eq!(got, (text.to_string(), framing, close));
         }
     }
 

@@ -685,11 +685,13 @@ pub(crate) enum Express {
 /// are verified). `seen`: the request's ticket, drawn once it was read
 /// (see [`crate::filestate`]: a revalidation made since may serve it).
 /// Only for servers without quirks, journal or CORS (the caller writes the
-/// access line).
+/// access line). `http11`: the request is HTTP/1.1 (else 1.0, where `Host`
+/// may be absent).
 pub(crate) fn express<'a>(
     app: &App,
     method: FileMethod,
     target: &'a str,
+    http11: bool,
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
     seen: Option<crate::filestate::Ticket>,
     out: &mut Vec<u8>,
@@ -699,7 +701,7 @@ pub(crate) fn express<'a>(
         .clone()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"host"))
         .map(|(_, v)| v);
-    if crate::access::refused_h1(app, true, hosts, target.len()).is_some() {
+    if crate::access::refused_h1(app, http11, hosts, target.len()).is_some() {
         return Express::Declined;
     }
     // the path as the full service reads it from the target

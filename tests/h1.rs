@@ -215,6 +215,79 @@ fn a_request_that_asks_to_close_is_the_last_on_both_paths() {
     }
 }
 
+/// An HTTP/1.0 request (RFC 9112 9.3: the connection closes unless the
+/// client asks `Connection: keep-alive`) is answered on the fast path as
+/// hyper answers it: an `HTTP/1.0` status line, `Connection: keep-alive`
+/// when it was asked, `Host` optional; then the connection is closed, or a
+/// request pipelined behind it is answered. Each against its `X-Not-Plain`
+/// twin, first and cached answers, with what follows on the connection.
+#[test]
+fn http10_requests_are_answered_as_hyper_does() {
+    let s = TestServer::fixtures();
+    let etag = s.get("/hello.txt", &[]).header("ETag").unwrap().to_string();
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        ("GET", "/hello.txt", &[]),
+        ("GET", "/hello.txt", &[("Connection", "keep-alive")]),
+        ("GET", "/hello.txt", &[("Connection", "Keep-Alive"), ("Host", "test")]),
+        ("HEAD", "/hello.txt", &[("Connection", "keep-alive")]),
+        ("GET", "/data.bin", &[("Range", "bytes=0-499")]),
+        ("GET", "/data.bin", &[("Range", "bytes=0-0,-1"), ("Connection", "keep-alive")]),
+        ("GET", "/data.bin", &[("Range", "bytes=20000-")]),
+        ("GET", "/hello.txt", &[("If-None-Match", &etag), ("Connection", "keep-alive")]),
+        ("GET", "/missing.txt", &[("Connection", "keep-alive")]),
+        ("GET", "/sub", &[]),
+        ("GET", "/sub/", &[("Connection", "keep-alive")]),
+        ("GET", "/hello.txt", &[("Connection", "close")]),
+        ("GET", "/hello.txt", &[("Host", "a"), ("Host", "b"), ("Connection", "keep-alive")]),
+    ];
+    let raw10 = |method: &str, target: &str, headers: &[(&str, &str)]| {
+        let mut req = format!("{method} {target} HTTP/1.0\r\n");
+        for (n, v) in headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.into_bytes()
+    };
+    for &(method, target, headers) in rows {
+        let plain = raw10(method, target, headers);
+        let mut twin = headers.to_vec();
+        twin.push(("X-Not-Plain", "1"));
+        let other = raw10(method, target, &twin);
+        assert!(
+            matches!(classify(&plain, 100, 8192), Head::Plain(_)),
+            "{target} {headers:?}"
+        );
+        assert_eq!(classify(&other, 100, 8192), Head::Other);
+        let mut answers = Vec::new();
+        for req in [&plain, &other, &plain] {
+            let mut conn = s.connect();
+            let mut both = req.clone();
+            both.extend_from_slice(&raw("GET", "/hello.txt", &[("Connection", "close")]));
+            conn.send_raw(&both);
+            let first = normalized(read_one(&mut conn, method == "HEAD"));
+            assert!(first.starts_with("HTTP/1.0 "), "{first}");
+            // the pipelined request's answer, if the connection was kept
+            let rest: String = String::from_utf8_lossy(&conn.read_to_end())
+                .split_inclusive("\r\n")
+                .filter(|l| !l.starts_with("Date: "))
+                .collect();
+            answers.push((first, rest));
+        }
+        let (fast, slow, warm) = (&answers[0], &answers[1], &answers[2]);
+        assert_eq!(fast, slow, "{method} {target} {headers:?}");
+        assert_eq!(warm, slow, "{method} {target} {headers:?}, cached");
+        let kept = headers
+            .iter()
+            .any(|(n, v)| *n == "Connection" && v.eq_ignore_ascii_case("keep-alive"));
+        assert_eq!(
+            slow.1.starts_with("HTTP/1.1 200 OK"),
+            kept && !slow.0.starts_with("HTTP/1.0 400"),
+            "{slow:?}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_host_is_refused_and_closed_on_both_paths() {
     let s = TestServer::fixtures();
