@@ -522,7 +522,7 @@ where
                         true => 0,
                         false => http_body::Body::size_hint(&body).exact().unwrap_or(0),
                     };
-                    let sent = send(io, &mut out, &parts, body, head_only).await;
+                    let sent = send(io, &mut out, &parts, body, head_only, plain.close).await;
                     if let Some(line) = &mut line {
                         (line.done, line.sent) = match &sent {
                             Ok(Sent::KeepOpen | Sent::Close) => (true, len),
@@ -531,11 +531,7 @@ where
                         };
                     }
                     match sent? {
-                        Sent::KeepOpen if !plain.close => continue,
-                        Sent::KeepOpen => {
-                            let _ = io.shutdown().await;
-                            return Ok(End::Closed);
-                        }
+                        Sent::KeepOpen => continue,
                         Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
                     }
                 }
@@ -570,12 +566,8 @@ where
         };
         let (mut parts, body) = res.into_parts();
         fit(&mut parts, &plain);
-        match send(io, &mut out, &parts, body, head_only).await? {
-            Sent::KeepOpen if !plain.close => {}
-            Sent::KeepOpen => {
-                let _ = io.shutdown().await;
-                return Ok(End::Closed);
-            }
+        match send(io, &mut out, &parts, body, head_only, plain.close).await? {
+            Sent::KeepOpen => {}
             Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
         }
     }
@@ -694,13 +686,15 @@ struct Delivered {
     whole: bool,
 }
 
-/// Frame and write a response to a `GET` or `HEAD` (`head_only`).
+/// Frame and write a response to a `GET` or `HEAD` (`head_only`); close the
+/// connection after it if the response says so or it is the `last` one.
 async fn send<I, B>(
     io: &mut I,
     out: &mut Vec<u8>,
     parts: &Parts,
     mut body: B,
     head_only: bool,
+    last: bool,
 ) -> io::Result<Sent>
 where
     I: AsyncWrite + Unpin,
@@ -722,7 +716,7 @@ where
         return Ok(Sent::Broken(written.given));
     }
     drop(body);
-    if close {
+    if close || last {
         let _ = io.shutdown().await;
         return Ok(Sent::Close);
     }
@@ -858,7 +852,7 @@ mod tests {
         let (parts, ()) = axum::http::Response::new(()).into_parts();
         let mut wire = Vec::new();
         let sent = rt
-            .block_on(send(&mut wire, &mut Vec::new(), &parts, body, false))
+            .block_on(send(&mut wire, &mut Vec::new(), &parts, body, false, false))
             .unwrap();
         (sent, wire)
     }
