@@ -606,7 +606,9 @@ fn fit(parts: &mut Parts, plain: &PlainHead) {
 }
 
 /// [`fit`] for a head [`crate::handler::express`] wrote: a file's head,
-/// which has no `Connection` line; hyper's goes last, before the blank line.
+/// which has no `Connection` line. hyper's goes after the map's last
+/// header: before the blank line, or before the `Content-Length: 0` that
+/// [`encode_head`] adds after the map for an empty body to a `GET`.
 fn fit_head(out: &mut Vec<u8>, plain: &PlainHead) {
     let line: &[u8] = match (plain.http10, plain.close) {
         (true, false) => b"Connection: keep-alive\r\n\r\n",
@@ -619,8 +621,15 @@ fn fit_head(out: &mut Vec<u8>, plain: &PlainHead) {
     }
     if !line.is_empty() {
         debug_assert!(out.ends_with(b"\r\n\r\n"));
-        out.truncate(out.len() - 2);
+        const EMPTY: &[u8] = b"Content-Length: 0\r\n\r\n";
+        let after_map =
+            plain.method == Method::GET && out.ends_with(b"\r\nContent-Length: 0\r\n\r\n");
+        out.truncate(out.len() - if after_map { EMPTY.len() } else { 2 });
         out.extend_from_slice(line);
+        if after_map {
+            out.truncate(out.len() - 2);
+            out.extend_from_slice(EMPTY);
+        }
     }
 }
 

@@ -125,6 +125,8 @@ fn the_fast_path_answers_byte_for_byte_as_hyper_does() {
         ("GET", "/hello.txt", &[("Connection", "close")]),
         ("HEAD", "/hello.txt", &[("Connection", "Close")]),
         ("GET", "/data.bin", &[("Range", "bytes=0-0,-1"), ("Connection", "close")]),
+        ("GET", "/empty.txt", &[("Connection", "close")]),
+        ("HEAD", "/empty.txt", &[("Connection", "close")]),
         ("GET", "/data.bin", &[("Range", "bytes=20000-"), ("Connection", "close")]),
         ("GET", "/hello.txt", &[("If-None-Match", &etag), ("Connection", "close")]),
         ("GET", "/missing.txt", &[("Connection", "close")]),
@@ -240,6 +242,8 @@ fn http10_requests_are_answered_as_hyper_does() {
         ("GET", "/sub/", &[("Connection", "keep-alive")]),
         ("GET", "/hello.txt", &[("Connection", "close")]),
         ("GET", "/hello.txt", &[("Host", "a"), ("Host", "b"), ("Connection", "keep-alive")]),
+        ("GET", "/empty.txt", &[("Connection", "keep-alive")]),
+        ("HEAD", "/empty.txt", &[("Connection", "keep-alive")]),
     ];
     let raw10 = |method: &str, target: &str, headers: &[(&str, &str)]| {
         let mut req = format!("{method} {target} HTTP/1.0\r\n");

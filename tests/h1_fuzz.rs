@@ -1,7 +1,8 @@
 //! Differential fuzzing of the HTTP/1.1 fast path (`rangeserve::h1`,
 //! `handler::express`, `render::wire`) against hyper, over real TCP: random
 //! but plausible `GET`/`HEAD` requests (odd targets, ranges, conditionals,
-//! header case and whitespace) are each sent plain (the fast path), with an
+//! header case and whitespace, HTTP/1.0 in one of five, `Connection:
+//! keep-alive` or `close`) are each sent plain (the fast path), with an
 //! extra `X-Not-Plain: 1` line (hyper), and plain again (from the file's
 //! cached state); the three answers must be the same bytes but for `Date`
 //! and multipart boundaries, and must leave the connection alike (open for
@@ -107,6 +108,8 @@ struct TargetSpec {
 #[derive(Debug, Clone)]
 struct Spec {
     head: bool,
+    /// HTTP/1.0 rather than 1.1.
+    http10: bool,
     target: TargetSpec,
     lines: Vec<LineSpec>,
     host: Option<LineSpec>,
@@ -345,7 +348,13 @@ fn plain_header() -> BoxedStrategy<(&'static str, String)> {
         (Just("Referer"), v(vec!["http://test/", "", "/sub/"])),
         (
             Just("Connection"),
-            v(vec!["keep-alive", "Keep-Alive", "KEEP-ALIVE"])
+            v(vec![
+                "keep-alive",
+                "Keep-Alive",
+                "KEEP-ALIVE",
+                "close",
+                "Close"
+            ])
         ),
         (
             Just("Cookie"),
@@ -461,6 +470,7 @@ fn host_line() -> BoxedStrategy<Option<LineSpec>> {
 fn spec() -> impl Strategy<Value = Spec> {
     (
         prop::bool::weighted(0.3),
+        prop::bool::weighted(0.2),
         target(),
         headers(),
         host_line(),
@@ -469,8 +479,9 @@ fn spec() -> impl Strategy<Value = Spec> {
         select(vec!["X-Not-Plain", "x-not-plain"]),
     )
         .prop_map(
-            |(head, target, lines, host, host_at, other_at, other_name)| Spec {
+            |(head, http10, target, lines, host, host_at, other_at, other_name)| Spec {
                 head,
+                http10,
                 target,
                 lines,
                 host,
@@ -671,7 +682,10 @@ fn build(spec: &Spec, facts: &[Facts]) -> Case {
     }
     let mut start = format!("{method} ").into_bytes();
     start.extend(&target);
-    start.extend(b" HTTP/1.1\r\n");
+    start.extend(match spec.http10 {
+        true => &b" HTTP/1.0\r\n"[..],
+        false => b" HTTP/1.1\r\n",
+    });
     let join = |lines: &[Vec<u8>]| {
         let mut req = start.clone();
         req.extend(lines.concat());
