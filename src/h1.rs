@@ -581,18 +581,24 @@ fn lists(value: &HeaderValue, option: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(option))
 }
 
+/// The `Connection` option hyper adds to the answer to `plain`, if any:
+/// `keep-alive` to HTTP/1.0 that asked for it, `close` to HTTP/1.1 that
+/// asked to close.
+fn connection_option(plain: &PlainHead) -> Option<&'static str> {
+    match (plain.http10, plain.close) {
+        (true, false) => Some("keep-alive"),
+        (false, true) => Some("close"),
+        _ => None,
+    }
+}
+
 /// An answer fitted to its request as hyper fits it (its `enforce_version`
 /// and `fix_keep_alive`): to HTTP/1.0, an HTTP/1.0 answer, with
 /// `keep-alive` joined to its `Connection` values if the client asked to
 /// keep the connection and none says so; to HTTP/1.1 that asked to close,
 /// `close` joined unless one says it already. [`send`] writes it.
 fn fit(parts: &mut Parts, plain: &PlainHead) {
-    let wanted = match (plain.http10, plain.close) {
-        (true, false) => Some("keep-alive"),
-        (false, true) => Some("close"),
-        _ => None,
-    };
-    if let Some(option) = wanted {
+    if let Some(option) = connection_option(plain) {
         let said = parts.headers.get_all(CONNECTION).iter();
         if !said.into_iter().any(|v| lists(v, option.as_bytes())) {
             parts
@@ -610,26 +616,21 @@ fn fit(parts: &mut Parts, plain: &PlainHead) {
 /// header: before the blank line, or before the `Content-Length: 0` that
 /// [`encode_head`] adds after the map for an empty body to a `GET`.
 fn fit_head(out: &mut Vec<u8>, plain: &PlainHead) {
-    let line: &[u8] = match (plain.http10, plain.close) {
-        (true, false) => b"Connection: keep-alive\r\n\r\n",
-        (false, true) => b"Connection: close\r\n\r\n",
-        _ => b"",
-    };
     if plain.http10 {
         debug_assert!(out.starts_with(b"HTTP/1.1 "));
         out[7] = b'0';
     }
-    if !line.is_empty() {
+    if let Some(option) = connection_option(plain) {
         debug_assert!(out.ends_with(b"\r\n\r\n"));
-        const EMPTY: &[u8] = b"Content-Length: 0\r\n\r\n";
-        let after_map =
-            plain.method == Method::GET && out.ends_with(b"\r\nContent-Length: 0\r\n\r\n");
-        out.truncate(out.len() - if after_map { EMPTY.len() } else { 2 });
-        out.extend_from_slice(line);
-        if after_map {
-            out.truncate(out.len() - 2);
-            out.extend_from_slice(EMPTY);
-        }
+        // what follows the map's last header: the blank line, after the
+        // added length if there is one
+        const ADDED: &[u8] = b"Content-Length: 0\r\n\r\n";
+        let added = plain.method == Method::GET && out.ends_with(ADDED);
+        let tail = out.split_off(out.len() - if added { ADDED.len() } else { 2 });
+        out.extend_from_slice(b"Connection: ");
+        out.extend_from_slice(option.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&tail);
     }
 }
 
