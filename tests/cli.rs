@@ -172,6 +172,15 @@ impl Proc {
         self.collect(status)
     }
 
+    /// SIGTERM the child and wait for its graceful exit (every connection's
+    /// work done, its lines written), then collect its output.
+    fn stop(self) -> Finished {
+        self.signal("TERM");
+        let out = self.finish(Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+        out
+    }
+
     /// SIGKILL the child, then collect its output.
     fn kill(mut self) -> Finished {
         let _ = self.child.kill();
@@ -304,7 +313,9 @@ fn default_mode_logs_one_line_per_request_on_stderr() {
     assert_hello(addr);
     let res = get(addr, "/no-such-file.txt");
     assert_eq!(res.status_line, "HTTP/1.1 404 Not Found");
-    let out = p.kill();
+    // a request's line is written once its answer is sent: SIGKILL right
+    // after the answer arrived could come first; a graceful stop cannot
+    let out = p.stop();
     let hello_lines = log_lines_for(&out.stderr, "/hello.txt");
     assert_eq!(
         hello_lines.len(),
@@ -334,7 +345,7 @@ fn quiet_suppresses_per_request_log_lines() {
     assert_hello(addr);
     let res = get(addr, "/no-such-file.txt");
     assert_eq!(res.status_line, "HTTP/1.1 404 Not Found");
-    let out = p.kill();
+    let out = p.stop();
     assert!(
         !out.stderr.contains("GET /"),
         "-q must not log requests; stderr:\n{}",
