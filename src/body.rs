@@ -9,7 +9,6 @@
 //! fails, and hyper aborts the connection instead of sending bytes that do
 //! not match the headers.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future as _;
 use std::io;
@@ -25,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::fs::{FileStamp, Prefetched};
-use crate::rfc::multipart::Segment;
+use crate::rfc::multipart::{Segment, Segments};
 use crate::rfc::range::ByteRange;
 
 /// Bytes read from the file per chunk.
@@ -123,14 +122,15 @@ pub(crate) fn xored(bytes: Bytes, xor: u8) -> Bytes {
 /// A streaming body over segments of one [`Source`]. See the module docs.
 pub struct FileBody {
     source: Source,
-    segments: VecDeque<Segment>,
+    segments: Segments,
     remaining: u64,
     pending: Option<JoinHandle<PendingRead>>,
     /// The running hash of the file, when the body is verified (`None`
     /// inside while a read holds it).
     verifying: Option<(Option<Hashing>, Verify)>,
     /// Held while the body lives: a verifying pass stops when it is gone.
-    interest: Arc<()>,
+    /// Made when the first such pass starts: most bodies never verify.
+    interest: Option<Arc<()>>,
     /// Whether reading it whole at once ([`FileBody::gather_cached`]) was tried.
     gather_tried: bool,
 }
@@ -149,7 +149,7 @@ struct Hashing {
 
 /// Whether a body of these segments can be verified as it is sent: its
 /// slices are in file order and do not overlap.
-pub fn verifiable(segments: &[Segment]) -> bool {
+pub fn verifiable(segments: &Segments) -> bool {
     let mut pos = 0;
     segments.iter().all(|s| match s {
         Segment::Static(_) => true,
@@ -164,8 +164,9 @@ pub fn verifiable(segments: &[Segment]) -> bool {
 impl FileBody {
     /// A body playing `segments` from `source`; a file source must still
     /// match its stamp while it is read.
-    pub fn new(source: Source, segments: Vec<Segment>) -> Self {
-        let remaining: u64 = segments.iter().map(Segment::len).sum();
+    pub fn new(source: Source, segments: impl Into<Segments>) -> Self {
+        let segments = segments.into();
+        let remaining = segments.len();
         let verifying = match &source {
             Source::File(f) if f.xor == 0 && verifiable(&segments) => f.verify.clone().map(|v| {
                 let start = Hashing {
@@ -178,11 +179,11 @@ impl FileBody {
         };
         FileBody {
             source,
-            segments: segments.into_iter().filter(|s| !s.is_empty()).collect(),
+            segments,
             remaining,
             pending: None,
             verifying,
-            interest: Arc::new(()),
+            interest: None,
             gather_tried: false,
         }
     }
@@ -371,7 +372,7 @@ impl FileBody {
         }
         let mut buf = Vec::with_capacity(self.remaining as usize);
         let mut read = false;
-        for segment in &self.segments {
+        for segment in self.segments.iter() {
             match segment {
                 Segment::Static(bytes) => buf.extend_from_slice(bytes),
                 Segment::Slice(range) => {
@@ -470,7 +471,7 @@ impl http_body::Body for FileBody {
                         let last = !this.segments.iter().any(|s| matches!(s, Segment::Slice(_)));
                         let hashing = hashing.take().expect("one read at a time");
                         let (src, digest) = (src.clone(), verify.digest);
-                        let interest = Arc::downgrade(&this.interest);
+                        let interest = Arc::downgrade(this.interest.get_or_insert_default());
                         // it may hash the whole file: off the blocking pool
                         this.pending = Some(tokio::spawn(async move {
                             crate::hashcache::on_hash_thread(move || {

@@ -26,7 +26,7 @@ use crate::hashcache::Digest;
 use crate::origin::body::ObjectBody;
 use crate::plan::{FileMethod, ResponsePlan};
 use crate::rfc::etag::EntityTag;
-use crate::rfc::multipart::{self, Segment};
+use crate::rfc::multipart::{self, Segment, Segments};
 use crate::rfc::range::{ByteRange, ContentRange, Decimal};
 
 /// The selected representation: its bytes and the metadata sent about them.
@@ -531,18 +531,18 @@ fn payload(plan: &ResponsePlan, repr: &Representation, ctx: &ResponseCtx) -> Opt
         ResponsePlan::Full { .. } => Payload {
             status: StatusCode::OK,
             segments: match length {
-                0 => vec![],
-                _ => vec![Segment::Slice(ByteRange {
+                0 => Segments::default(),
+                _ => Segments::one(Segment::Slice(ByteRange {
                     start: 0,
                     end: length - 1,
-                })],
+                })),
             },
             content_range: None,
             multipart_type: None,
         },
         ResponsePlan::Partial(range) => Payload {
             status: StatusCode::PARTIAL_CONTENT,
-            segments: vec![Segment::Slice(*range)],
+            segments: Segments::one(Segment::Slice(*range)),
             content_range: Some(ContentRange::Bytes {
                 range: *range,
                 length,
@@ -554,7 +554,7 @@ fn payload(plan: &ResponsePlan, repr: &Representation, ctx: &ResponseCtx) -> Opt
             let mp = multipart::plan(&boundary, &repr.content_type, ranges, length);
             Payload {
                 status: StatusCode::PARTIAL_CONTENT,
-                segments: mp.segments,
+                segments: mp.segments.into(),
                 content_range: None,
                 multipart_type: Some(mp.content_type),
             }
@@ -566,7 +566,7 @@ fn payload(plan: &ResponsePlan, repr: &Representation, ctx: &ResponseCtx) -> Opt
 /// See [`payload`].
 struct Payload {
     status: StatusCode,
-    segments: Vec<Segment>,
+    segments: Segments,
     content_range: Option<ContentRange>,
     multipart_type: Option<String>,
 }

@@ -10,7 +10,6 @@
 //! small object's bytes are held in memory and need no read. A derived
 //! version (replica-flip's) is the version's bytes XORed as they are played.
 
-use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
@@ -23,7 +22,7 @@ use futures_util::StreamExt as _;
 use http_body::{Frame, SizeHint};
 
 use super::{ByteStream, Key, ObjectMeta, Origin, OriginError};
-use crate::rfc::multipart::Segment;
+use crate::rfc::multipart::{Segment, Segments};
 
 /// A read opened before the response was rendered (see
 /// [`ObjectSource::opened`]): its byte range and stream.
@@ -101,7 +100,7 @@ impl ObjectSource {
 /// A streaming body over segments of one object version. See the module docs.
 pub struct ObjectBody {
     src: ObjectSource,
-    segments: VecDeque<Segment>,
+    segments: Segments,
     remaining: u64,
     /// A read being opened, and the length of its slice.
     opening: Option<(BoxFuture<'static, Result<ByteStream, OriginError>>, u64)>,
@@ -111,11 +110,12 @@ pub struct ObjectBody {
 
 impl ObjectBody {
     /// A body playing `segments` from `src`.
-    pub fn new(src: ObjectSource, segments: Vec<Segment>) -> Self {
-        let remaining = segments.iter().map(Segment::len).sum();
+    pub fn new(src: ObjectSource, segments: impl Into<Segments>) -> Self {
+        let segments = segments.into();
+        let remaining = segments.len();
         ObjectBody {
             src,
-            segments: segments.into_iter().filter(|s| !s.is_empty()).collect(),
+            segments,
             remaining,
             opening: None,
             reading: None,

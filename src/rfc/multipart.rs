@@ -6,6 +6,8 @@
 //! Content-Length. The length is the sum of the very segments the body writer
 //! sends, so the header and the body cannot disagree.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
 
 use super::range::{ByteRange, ContentRange};
@@ -31,6 +33,92 @@ impl Segment {
     /// True when the segment contributes no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The segments a body still has to send, in order, none of them empty. A
+/// whole representation or a single range is one segment, held inline: most
+/// bodies then allocate nothing for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Segments(Queue);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Queue {
+    One(Option<Segment>),
+    Many(VecDeque<Segment>),
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue::One(None)
+    }
+}
+
+impl Segments {
+    /// Just `segment` (nothing, if it is empty).
+    pub fn one(segment: Segment) -> Self {
+        Segments(Queue::One((!segment.is_empty()).then_some(segment)))
+    }
+
+    /// Bytes the segments add up to.
+    pub fn len(&self) -> u64 {
+        self.iter().map(Segment::len).sum()
+    }
+
+    /// True when no segment is left.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The segments, first to last.
+    pub fn iter(&self) -> impl Iterator<Item = &Segment> {
+        let (one, many) = match &self.0 {
+            Queue::One(one) => (one.as_ref(), None),
+            Queue::Many(many) => (None, Some(many.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    /// Take the first segment.
+    pub fn pop_front(&mut self) -> Option<Segment> {
+        match &mut self.0 {
+            Queue::One(one) => one.take(),
+            Queue::Many(many) => many.pop_front(),
+        }
+    }
+
+    /// Put `segment` back in front (what is left of one partly sent); an
+    /// empty one is dropped.
+    pub fn push_front(&mut self, segment: Segment) {
+        if segment.is_empty() {
+            return;
+        }
+        match &mut self.0 {
+            Queue::One(one @ None) => *one = Some(segment),
+            Queue::One(Some(_)) => {
+                let Queue::One(Some(first)) = std::mem::take(&mut self.0) else {
+                    unreachable!("matched above")
+                };
+                self.0 = Queue::Many(VecDeque::from([segment, first]));
+            }
+            Queue::Many(many) => many.push_front(segment),
+        }
+    }
+
+    /// Drop every segment left.
+    pub fn clear(&mut self) {
+        self.0 = Queue::default();
+    }
+}
+
+impl From<Vec<Segment>> for Segments {
+    fn from(segments: Vec<Segment>) -> Self {
+        let mut segments = segments;
+        segments.retain(|s| !s.is_empty());
+        match segments.len() {
+            0 | 1 => Segments(Queue::One(segments.pop())),
+            _ => Segments(Queue::Many(segments.into())),
+        }
     }
 }
 
@@ -294,6 +382,52 @@ mod tests {
         ] {
             assert!(boundary(ct).is_err(), "{ct}");
         }
+    }
+
+    #[test]
+    fn segments_queue_in_order_without_empties() {
+        let slice = |start, end| Segment::Slice(ByteRange { start, end });
+        let fixed = |b: &'static [u8]| Segment::Static(Bytes::from_static(b));
+        let drain = |mut q: Segments| std::iter::from_fn(move || q.pop_front()).collect::<Vec<_>>();
+        // (what the queue is made of, what it gives, its length in bytes)
+        let rows: Vec<(Segments, Vec<Segment>, u64)> = vec![
+            (Segments::default(), vec![], 0),
+            (Segments::one(slice(0, 9)), vec![slice(0, 9)], 10),
+            (Segments::one(fixed(b"")), vec![], 0),
+            (Segments::from(vec![]), vec![], 0),
+            (
+                Segments::from(vec![fixed(b""), slice(5, 5)]),
+                vec![slice(5, 5)],
+                1,
+            ),
+            (
+                Segments::from(vec![fixed(b"ab"), fixed(b""), slice(0, 0), fixed(b"c")]),
+                vec![fixed(b"ab"), slice(0, 0), fixed(b"c")],
+                4,
+            ),
+        ];
+        for (q, want, len) in rows {
+            assert_eq!(q.len(), len, "{q:?}");
+            assert_eq!(q.is_empty(), want.is_empty(), "{q:?}");
+            assert_eq!(q.iter().cloned().collect::<Vec<_>>(), want, "{q:?}");
+            assert_eq!(drain(q), want);
+        }
+        // what is left of a segment goes back in front, inline or not
+        let mut one = Segments::one(slice(0, 99));
+        let first = one.pop_front().unwrap();
+        one.push_front(slice(50, 99));
+        one.push_front(fixed(b""));
+        assert_eq!(first, slice(0, 99));
+        assert_eq!(drain(one), vec![slice(50, 99)]);
+        let mut full = Segments::one(slice(0, 1));
+        full.push_front(fixed(b"x"));
+        assert_eq!(drain(full.clone()), vec![fixed(b"x"), slice(0, 1)]);
+        full.clear();
+        assert!(full.is_empty() && full.pop_front().is_none());
+        let mut many = Segments::from(vec![fixed(b"a"), slice(0, 1), fixed(b"b")]);
+        let a = many.pop_front().unwrap();
+        many.push_front(a.clone());
+        assert_eq!(drain(many), vec![a, slice(0, 1), fixed(b"b")]);
     }
 
     /// Extract (content-range, bytes) pairs from a serialized body.
