@@ -57,10 +57,14 @@ pub enum PathError {
 }
 
 /// A request path decoded into file-name segments.
+///
+/// The segments are kept joined by `/` in one buffer (a path relative to the
+/// root): no segment holds a `/` (`decode_path` refuses one), so the join is
+/// unambiguous, and decoding a path costs one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestPath {
-    /// Decoded segments, without empty and `.` segments.
-    pub segments: Vec<OsString>,
+    /// Decoded segments, without empty and `.` segments, joined by `/`.
+    rel: OsString,
     /// Whether the path ended with `/` or `/.` (directories are served only then).
     pub trailing_slash: bool,
 }
@@ -72,35 +76,64 @@ pub struct RequestPath {
 /// contain `/`, `\` or NUL, are refused.
 pub fn decode_path(raw: &str) -> Result<RequestPath, PathError> {
     let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
-    let mut segments = Vec::with_capacity(rest.bytes().filter(|&b| b == b'/').count() + 1);
+    // decoding never lengthens a segment
+    let mut rel = Vec::with_capacity(rest.len());
     // a path that ends in "/" or "/." names a directory, never a file
     let mut trailing_slash = true;
     for raw_seg in rest.split('/') {
-        // allocated once unless escaped (`collect` grew every segment)
-        let bytes = std::borrow::Cow::from(percent_decode_str(raw_seg)).into_owned();
+        let bytes = std::borrow::Cow::from(percent_decode_str(raw_seg));
         if bytes.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
             return Err(PathError::ForbiddenByte);
         }
-        match bytes.as_slice() {
+        match &*bytes {
             b"" | b"." => trailing_slash = true,
             b".." => return Err(PathError::DotDot),
-            _ => {
+            seg => {
                 trailing_slash = false;
-                segments.push(OsString::from_vec(bytes));
+                if !rel.is_empty() {
+                    rel.push(b'/');
+                }
+                rel.extend_from_slice(seg);
             }
         }
     }
     Ok(RequestPath {
-        segments,
+        rel: OsString::from_vec(rel),
         trailing_slash,
     })
 }
 
 impl RequestPath {
+    /// The decoded segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &OsStr> + Clone {
+        let rel = self.rel.as_bytes();
+        rel.split(|&b| b == b'/')
+            .filter(move |_| !rel.is_empty())
+            .map(OsStr::from_bytes)
+    }
+
+    /// Whether it names the root itself (no segment).
+    pub fn is_root(&self) -> bool {
+        self.rel.is_empty()
+    }
+
+    /// Add a segment at the end; `name` holds no `/`.
+    pub fn push(&mut self, name: &str) {
+        debug_assert!(!name.contains('/') && !name.is_empty() && name != "." && name != "..");
+        if !self.rel.is_empty() {
+            self.rel.push("/");
+        }
+        self.rel.push(name);
+    }
+
+    /// The segments as a path relative to the root.
+    pub fn relative(&self) -> &Path {
+        Path::new(&self.rel)
+    }
+
     /// Whether a segment names a hidden entry (see [`is_hidden`]).
     pub fn is_hidden(&self) -> bool {
-        self.segments
-            .iter()
+        self.segments()
             .enumerate()
             .any(|(i, seg)| is_hidden(seg, i == 0))
     }
@@ -108,10 +141,11 @@ impl RequestPath {
     /// `base` with the segments appended, in one allocation with room for
     /// a terminating NUL (a `CString` made of it does not grow it).
     pub fn joined_to(&self, base: &Path) -> PathBuf {
-        let len = self.segments.iter().map(|s| s.len() + 1).sum::<usize>();
-        let mut joined = PathBuf::with_capacity(base.as_os_str().len() + len + 1);
+        let mut joined = PathBuf::with_capacity(base.as_os_str().len() + self.rel.len() + 2);
         joined.push(base);
-        joined.extend(&self.segments);
+        if !self.rel.is_empty() {
+            joined.push(&self.rel);
+        }
         joined
     }
 }
@@ -259,7 +293,7 @@ impl Root {
     /// checks where they lead. Blocking unless `walk` is [`Walk::Cached`].
     fn open_beneath(&self, path: &RequestPath, walk: Walk) -> Beneath {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
-        let rel = path.joined_to(Path::new(""));
+        let rel = path.relative();
         let mut how = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
         if !self.access.hidden {
             // the real path is then the requested one, already checked
@@ -270,7 +304,7 @@ impl Root {
         }
         let opened = rustix::fs::openat2(
             &*self.dir,
-            &rel,
+            rel,
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             how,
@@ -316,7 +350,7 @@ impl Root {
         if !self.access.hidden && path.is_hidden() {
             return Resolved::NotFound;
         }
-        if !path.segments.is_empty() {
+        if !path.is_root() {
             match self.open_beneath(path, Walk::Blocking) {
                 Beneath::File(handle, meta) => {
                     let joined = path.joined_to(&self.canonical);
@@ -344,7 +378,7 @@ impl Root {
         if !self.access.hidden && path.is_hidden() {
             return Some(Resolved::NotFound);
         }
-        if !self.inline || path.segments.is_empty() {
+        if !self.inline || path.is_root() {
             return None;
         }
         match self.open_beneath(path, Walk::Cached) {
@@ -696,9 +730,8 @@ mod tests {
 
     fn segs(raw: &str) -> Result<Vec<String>, PathError> {
         decode_path(raw).map(|p| {
-            p.segments
-                .into_iter()
-                .map(|s| s.into_string().unwrap())
+            p.segments()
+                .map(|s| s.to_str().unwrap().to_string())
                 .collect()
         })
     }
@@ -905,6 +938,33 @@ mod tests {
         assert!(!decode_path("/sub").unwrap().trailing_slash);
         assert!(!decode_path("/a/./b").unwrap().trailing_slash);
     }
+
+    #[test]
+    fn a_decoded_path_is_relative_to_the_root_and_joins_it() {
+        // (target, relative path, joined to /srv, is the root itself)
+        let rows = [
+            ("/", "", "/srv", true),
+            ("//./", "", "/srv", true),
+            ("/a.txt", "a.txt", "/srv/a.txt", false),
+            ("//a//./b/", "a/b", "/srv/a/b", false),
+            ("/caf%C3%A9/%20x", "café/ x", "/srv/café/ x", false),
+        ];
+        for (raw, rel, joined, root) in rows {
+            let p = decode_path(raw).unwrap();
+            assert_eq!(p.relative(), Path::new(rel), "{raw:?}");
+            assert_eq!(p.joined_to(Path::new("/srv")), Path::new(joined), "{raw:?}");
+            assert_eq!(p.is_root(), root, "{raw:?}");
+        }
+        // a directory's index: one more segment
+        let mut p = decode_path("/docs/").unwrap();
+        p.push("index.html");
+        assert_eq!(p.segments().collect::<Vec<_>>(), ["docs", "index.html"]);
+        assert_eq!(p.relative(), Path::new("docs/index.html"));
+        let mut top = decode_path("/").unwrap();
+        top.push("index.html");
+        assert_eq!(top.relative(), Path::new("index.html"));
+        assert!(!top.is_root());
+    }
 }
 
 #[cfg(test)]
@@ -918,7 +978,7 @@ mod props {
         #[test]
         fn decoded_segments_are_always_safe(raw in "/[a-zA-Z0-9%./\\\\]{0,40}") {
             if let Ok(p) = decode_path(&raw) {
-                for seg in &p.segments {
+                for seg in p.segments() {
                     let b = seg.as_encoded_bytes();
                     prop_assert!(b != b".." && b != b"." && !b.is_empty());
                     prop_assert!(!b.iter().any(|&c| c == b'/' || c == b'\\' || c == 0));

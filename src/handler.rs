@@ -1,7 +1,6 @@
 //! Request glue: method -> path -> resolve -> hash -> plan -> render. No HTTP
 //! rules live here; they are in [`crate::rfc`] and [`crate::plan`].
 
-use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -238,7 +237,7 @@ async fn serve(
 /// a protocol-relative redirect to another site.
 pub(crate) fn redirect_to_dir(prefix: &str, path: &RequestPath, query: Option<&str>) -> Response {
     let mut location = prefix.to_string();
-    for seg in &path.segments {
+    for seg in path.segments() {
         location.push('/');
         location.push_str(&listing::encode_link(seg));
     }
@@ -283,7 +282,7 @@ async fn serve_dir(
     quirks: Quirks<'_>,
 ) -> Response {
     let url_path = display_path(&path);
-    path.segments.push(OsString::from("index.html"));
+    path.push("index.html");
     path.trailing_slash = false;
     let want = lone_range_spec(method, headers);
     if let Ok(Resolved::File(index)) = resolve(app, path.clone(), want).await {
@@ -354,7 +353,7 @@ impl std::fmt::Display for Clipped<'_> {
 /// The decoded URL path of a directory, for display.
 pub(crate) fn display_path(path: &RequestPath) -> String {
     let mut s = String::from("/");
-    for seg in &path.segments {
+    for seg in path.segments() {
         s.push_str(&seg.to_string_lossy());
         s.push('/');
     }
@@ -743,8 +742,8 @@ fn refused(app: &App, path: &RequestPath) -> Option<&'static str> {
     if !app.config.hidden && path.is_hidden() {
         return Some("hidden entry");
     }
-    path.segments
-        .first()
+    path.segments()
+        .next()
         .is_some_and(|s| s == crate::journal::RESERVED_SEGMENT)
         .then_some("reserved path")
 }

@@ -41,7 +41,7 @@ pub(crate) async fn serve(
     raw_path: &str,
     quirks: Quirks<'_>,
 ) -> Response {
-    let Some(key) = Key::from_segments(&path.segments) else {
+    let Some(key) = Key::from_segments(&path.segments().collect::<Vec<_>>()) else {
         return HttpError::NotFound.into_response();
     };
     let headers = &req.headers;
@@ -59,7 +59,7 @@ pub(crate) async fn serve(
         };
     }
     let mut index_path = path.clone();
-    index_path.segments.push(OsString::from("index.html"));
+    index_path.push("index.html");
     index_path.trailing_slash = false;
     let index = key.child("index.html");
     match serve_key(
