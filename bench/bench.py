@@ -1285,7 +1285,13 @@ class Harness:
                 for srv in order:
                     log(f"round {rnd}/{a.runs}: {srv.name}")
                     warm_file(self.small)
+                    t = time.monotonic()
                     warm_file(self.blob)
+                    # page-cached: a slow read means memory left idle is slow to
+                    # touch again on this machine, which costs most the server
+                    # that copies what it sends (S2, S3, S4); see bench/HISTORY.md
+                    secs = time.monotonic() - t
+                    log(f"  read of cached /blob: {secs:.2f} s ({BLOB_SIZE / secs / 1e9:.1f} GB/s)")
                     self.start_and_run(srv, rnd, "main", self.round, "RSS")
             if "S7" in self.scen:
                 for srv in order7:
