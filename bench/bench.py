@@ -14,9 +14,13 @@ Usage (normally through bench/run.sh, from the repository root):
   python3 bench/bench.py [--duration 10] [--runs 3] [--scenarios S1,S2,S7,S8] [--json out.json]
       [--bin target/release/rangeserve] [--server "NAME=CMD {port} {dir}"] [--peer nginx]
       [--s7-server "NAME=CMD {port} {cache_opts} {dir}"] [--s8-server "CMD {port} {cache} {dir}"]
-      [--tls-server "NAME=CMD {port} {cert} {key} {dir}"]
+      [--tls-server "NAME=CMD {port} {cert} {key} {dir}"] [--floor target/release/examples/floor]
 
 Defaults: --server "rangeserve=BIN -q -b 127.0.0.1 -p {port} {dir}" and --peer nginx.
+--floor adds examples/floor.rs in its directory mode (bench/run.sh passes it): a server that does
+nothing but answer, copying every byte it sends through a buffer and checking the file unchanged
+before sending (as rangeserve does), S7's files opened per request with no cache. Its ratios to
+nginx, from the same rounds, are what such a server can reach on this machine at all.
 
 Scenarios (S0-S6 are the reference's, measured the same way):
   S0  first request (ms)         Range 0-0 on warm /blob right after server start (hashing cost)
@@ -1522,6 +1526,10 @@ def main():
                          "(default: rangeserve=BIN -q -b 127.0.0.1 -p {port} {dir})")
     ap.add_argument("--peer", action="append", default=[],
                     help="built-in peer: nginx (default), python")
+    ap.add_argument("--floor", metavar="PATH",
+                    help="also run the copying floor (target/release/examples/floor, built by "
+                         "`cargo build --release --example floor`) as server 'floor' in S0-S6 and S7: "
+                         "the least a server that copies and checks what it sends can do")
     ap.add_argument("--s7-server", action="append", default=[], metavar="NAME=COMMAND",
                     help="server for S7; COMMAND may use {dir} {port} {cache_opts} "
                          "(default: rangeserve=BIN -q -b 127.0.0.1 -p {port} {cache_opts} {dir})")
@@ -1565,6 +1573,13 @@ def main():
     servers = [Server(p, peer=p) for p in peers]
     for spec in args.server or [f"rangeserve={binary} -q -b 127.0.0.1 -p {{port}} {{dir}}"]:
         servers.append(parse_server(ap, spec))
+    floor_spec = None
+    if args.floor:
+        floor = os.path.abspath(args.floor)
+        if not os.access(floor, os.X_OK):
+            ap.error(f"{floor} not found: cargo build --release --example floor")
+        floor_spec = f"floor={floor} -p {{port}} {{dir}}"
+        servers.append(parse_server(ap, floor_spec))
     if len({s.name for s in servers}) != len(servers):
         ap.error("server names must be unique")
 
@@ -1585,6 +1600,8 @@ def main():
         s7_servers = [Server(p, peer=p, tag="-s7", ofc_max=args.s7_nginx_ofc) for p in peers]
         for spec in args.s7_server or [f"rangeserve={binary} -q -b 127.0.0.1 -p {{port}} {{cache_opts}} {{dir}}"]:
             s7_servers.append(parse_server(ap, spec, tag="-s7", subst={"cache_opts": cache_opts}))
+        if floor_spec:
+            s7_servers.append(parse_server(ap, floor_spec, tag="-s7"))
         if len({s.name for s in s7_servers}) != len(s7_servers):
             ap.error("S7 server names must be unique")
     s8_server = None

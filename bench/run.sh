@@ -17,6 +17,7 @@
 #   bench/run.sh --help                            # every option (S7/S8 server templates, ...)
 #   RUNS=5 DURATION=10 bench/run.sh                # the old environment knobs still work
 #   RANGESERVE_BIN=/path/rangeserve bench/run.sh   # skip `cargo build --release`, use that binary
+#   FLOOR=0 bench/run.sh                           # without the copying floor (examples/floor.rs)
 #
 # Data: /tmp/bench-data (1 KiB + 1 GiB files, 10,000 x 4 KiB under many/) and /tmp/bench-data-s8
 # (100,000 files), made once and reused. Every process started is stopped on exit.
@@ -37,8 +38,13 @@ else
   cargo build --release --quiet
   BIN=target/release/rangeserve
 fi
+# the copying floor beside rangeserve and nginx (FLOOR=0 leaves it out)
+if [ "${FLOOR:-1}" != 0 ]; then
+  cargo build --release --quiet --example floor
+  extra_floor=(--floor target/release/examples/floor)
+fi
 
 extra=()
 [ -n "${RUNS:-}" ] && extra+=(--runs "$RUNS")
 [ -n "${DURATION:-}" ] && extra+=(--duration "$DURATION")
-exec python3 bench/bench.py --bin "$BIN" ${extra[@]+"${extra[@]}"} "$@"
+exec python3 bench/bench.py --bin "$BIN" ${extra_floor[@]+"${extra_floor[@]}"} ${extra[@]+"${extra[@]}"} "$@"
