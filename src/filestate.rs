@@ -36,10 +36,20 @@
 //! Bounded: at most `max_entries` entries (each holds one descriptor) and
 //! `max_bytes` of small-file bytes; the least recently used entries go first.
 //! 0 entries disables the cache.
+//!
+//! **Admission.** While the cache has room, every file opened is kept. Once
+//! it is full, a path is kept only when it is asked for a second time since
+//! it last went uncached (a [`Doorkeeper`] remembers the paths turned away,
+//! as nginx's `open_file_cache_min_uses` or TinyLFU's doorkeeper do): over a
+//! tree larger than the cache, a file asked for once would otherwise evict
+//! one that is asked for again, and pay for an entry, its eviction and
+//! its cold frees on top of the open every miss makes anyway. An entry not
+//! kept is served all the same, then dropped with its request.
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::File;
+use std::hash::BuildHasher as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
@@ -180,6 +190,35 @@ struct Inner {
     map: HashMap<Box<str>, Entry>,
     clock: u64,
     bytes: u64,
+    doorkeeper: Doorkeeper,
+}
+
+/// The paths recently turned away by a full cache, by hash: a direct-mapped
+/// table of as many slots as the cache has entries (bounded; a collision
+/// only costs one admission decision, never a wrong answer).
+struct Doorkeeper {
+    slots: Box<[u64]>,
+}
+
+impl Doorkeeper {
+    fn new(entries: usize) -> Self {
+        Doorkeeper {
+            slots: vec![0; entries.max(1).next_power_of_two()].into_boxed_slice(),
+        }
+    }
+
+    /// Whether `hash` was turned away since its slot last changed; if not,
+    /// it is remembered now (and whatever held its slot forgotten).
+    fn seen_again(&mut self, hash: u64) -> bool {
+        let hash = hash | 1; // 0 is an empty slot
+        let slot = &mut self.slots[(hash >> 1) as usize & (self.slots.len() - 1)];
+        if *slot == hash {
+            *slot = 0;
+            return true;
+        }
+        *slot = hash;
+        false
+    }
 }
 
 /// The cache of one server. See the module docs.
@@ -199,6 +238,7 @@ impl FileStates {
                 map: HashMap::new(),
                 clock: 0,
                 bytes: 0,
+                doorkeeper: Doorkeeper::new(max_entries),
             }),
             max_entries,
             max_bytes,
@@ -277,14 +317,25 @@ impl FileStates {
     }
 
     /// Remember `state` for `key`, evicting the least recently used entries
-    /// beyond the bounds. A state holding more bytes than the whole byte
-    /// budget is not kept (its bytes are what its digest describes).
+    /// beyond the bounds; once the cache is full, only for a `key` turned
+    /// away before (see Admission in the module docs). A state holding more
+    /// bytes than the whole byte budget is not kept (its bytes are what its
+    /// digest describes).
     pub fn insert(&self, key: &str, state: FileState) -> Arc<FileState> {
         let state = Arc::new(state);
         if self.max_entries == 0 || state.held_bytes() > self.max_bytes {
             return state;
         }
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        // full: at or above the level an eviction leaves (7/8 of a bound)
+        let full = inner.map.len() >= self.max_entries - self.max_entries / 8
+            || inner.bytes + state.held_bytes() > self.max_bytes - self.max_bytes / 8;
+        if full && !inner.map.contains_key(key) {
+            let hash = inner.map.hasher().hash_one(key);
+            if !inner.doorkeeper.seen_again(hash) {
+                return state;
+            }
+        }
         inner.clock += 1;
         let entry = Entry {
             state: Arc::clone(&state),
@@ -570,21 +621,30 @@ mod tests {
         assert!(!cache.hot_within("/r", long));
     }
 
+    /// Insert `key` as a new 10-byte file, twice if the first was turned
+    /// away by a full cache (the second asking admits it).
+    fn admit(cache: &FileStates, dir: &std::path::Path, key: &str) {
+        cache.insert(key, state(dir, &key[1..], 10));
+        if cache.get(key).is_none() {
+            cache.insert(key, state(dir, &key[1..], 10));
+        }
+    }
+
     #[test]
     fn bounded_in_entries_and_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let cache = FileStates::new(4, 100);
         for i in 0..10 {
-            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+            admit(&cache, dir.path(), &format!("/{i}"));
+            let (n, bytes) = cache.usage();
+            assert!(n <= 4 && bytes <= 100, "{n} entries, {bytes} bytes");
         }
-        let (n, bytes) = cache.usage();
-        assert!(n <= 4 && bytes <= 100, "{n} entries, {bytes} bytes");
         // the newest survives
         assert!(cache.get("/9").is_some());
         // the byte budget evicts the oldest, never everything
         let cache = FileStates::new(1000, 100);
         for i in 0..20 {
-            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+            admit(&cache, dir.path(), &format!("/{i}"));
             let (n, bytes) = cache.usage();
             assert!(n >= 1 && bytes <= 100, "{n} entries, {bytes} bytes");
         }
@@ -592,14 +652,57 @@ mod tests {
         assert!(cache.get("/19").is_some());
         let cache = FileStates::new(100, 25);
         for i in 0..10 {
-            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+            admit(&cache, dir.path(), &format!("/{i}"));
         }
         assert!(cache.usage().1 <= 25);
-        // larger than the whole budget: not kept
+        // larger than the whole budget: not kept, however often asked
+        cache.insert("/big", state(dir.path(), "big", 30));
         cache.insert("/big", state(dir.path(), "big", 30));
         assert!(cache.get("/big").is_none());
         let off = FileStates::new(0, 0);
         off.insert("/a", state(dir.path(), "a", 1));
+        off.insert("/a", state(dir.path(), "a", 1));
         assert!(off.get("/a").is_none());
+    }
+
+    /// While there is room every file is kept; once full, a path is kept
+    /// only when asked for again after being turned away.
+    #[test]
+    fn a_full_cache_keeps_a_path_asked_for_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileStates::new(8, 1 << 20);
+        // room for 7 (an eviction leaves 7/8 of the bound): kept at once
+        for i in 0..7 {
+            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+            assert!(cache.get(&format!("/{i}")).is_some(), "/{i} kept");
+        }
+        // full: the first asking is served, not kept; nothing is evicted
+        let served = cache.insert("/new", state(dir.path(), "new", 10));
+        assert_eq!(&served.prefetched.as_ref().unwrap().bytes[..], &[7u8; 10]);
+        assert!(cache.get("/new").is_none());
+        assert_eq!(cache.usage().0, 7);
+        for i in 0..7 {
+            assert!(cache.get(&format!("/{i}")).is_some(), "/{i} still kept");
+        }
+        // the second is kept, within the bound
+        cache.insert("/new", state(dir.path(), "new", 10));
+        assert!(cache.get("/new").is_some());
+        assert!(cache.usage().0 <= 8);
+        // a path already kept is replaced whenever it is inserted
+        let fresh = cache.insert("/new", state(dir.path(), "new", 10));
+        assert!(Arc::ptr_eq(&fresh, &cache.get("/new").unwrap()));
+        // the byte budget counts as full too
+        let cache = FileStates::new(1000, 80);
+        for i in 0..7 {
+            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
+        }
+        cache.insert("/b", state(dir.path(), "b", 10));
+        assert!(
+            cache.get("/b").is_none(),
+            "70 + 10 bytes is above 7/8 of 80"
+        );
+        cache.insert("/b", state(dir.path(), "b", 10));
+        assert!(cache.get("/b").is_some());
+        assert!(cache.usage().1 <= 80);
     }
 }
