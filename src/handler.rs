@@ -374,13 +374,10 @@ fn sha256(bytes: &[u8]) -> crate::hashcache::Digest {
 /// file's digest must be asked of the hash cache.
 fn digest_now(app: &App, file: &OpenFile) -> Result<Option<Hashed>, bool> {
     let Some(bytes) = file.prefetched.as_ref().filter(|_| file.whole) else {
-        return Ok(app
-            .hashes
-            .known_settled(&file.path, file.stamp)
-            .map(|digest| Hashed {
-                digest,
-                settled: true,
-            }));
+        return Ok(app.hashes.known_settled(file.stamp).map(|digest| Hashed {
+            digest,
+            settled: true,
+        }));
     };
     // A stamp taken after the read that still equals the one taken before
     // says the bytes are of that version (the same trust as any large
@@ -390,11 +387,7 @@ fn digest_now(app: &App, file: &OpenFile) -> Result<Option<Hashed>, bool> {
         .file
         .metadata()
         .is_ok_and(|m| FileStamp::of(&m) == file.stamp);
-    if let Some(digest) = app
-        .hashes
-        .known_settled(&file.path, file.stamp)
-        .filter(|_| unchanged)
-    {
+    if let Some(digest) = app.hashes.known_settled(file.stamp).filter(|_| unchanged) {
         return Ok(Some(Hashed {
             digest,
             settled: true,
@@ -925,7 +918,7 @@ async fn capture_parts(
         Ok(Ok(_)) => {
             tracing::warn!(path = %file.real.display(), "bytes changed under an unchanged stamp; forgetting its digest");
             app.files.forget(key, file);
-            app.hashes.forget(&file.real);
+            app.hashes.forget(file.stamp);
             Err(HttpError::Changing.into_response())
         }
         _ => Err(HttpError::Changing.into_response()),
@@ -945,7 +938,7 @@ fn verify_bodies(app: &Arc<App>, key: &str, file: &Arc<FileState>, repr: &mut Re
                 on_mismatch: Arc::new(move || {
                     tracing::warn!(path = %state.real.display(), "bytes changed under an unchanged stamp; forgetting its digest");
                     app.files.forget(&key, &state);
-                    app.hashes.forget(&state.real);
+                    app.hashes.forget(state.stamp);
                 }),
             });
         }

@@ -2,8 +2,12 @@
 //! ETag and its Repr-Digest both come.
 //!
 //! Hashes are computed once per file version and cached in memory, keyed by
-//! the real path plus the [`FileStamp`] (device, inode, size, mtime, ctime),
-//! so any rewrite, even same-size with the mtime put back, misses the cache.
+//! the file's device and inode and holding the [`FileStamp`] (device, inode,
+//! size, mtime, ctime) they are of, so any rewrite, even same-size with the
+//! mtime put back, misses the cache. (The key is the inode, not the path: a
+//! lookup then copies no path and compares no bytes behind a pointer, and
+//! hard links, the same bytes, share one hash. Each slot keeps the real path
+//! it was last reached by, for the persistence file and its pruning.)
 //! Hashing runs on the blocking pool, at most one job per core at a time;
 //! concurrent first requests for one version share one computation (a
 //! per-version `OnceCell`), and requests for other files never wait on it. A
@@ -85,7 +89,28 @@ pub struct Hashed {
     pub settled: bool,
 }
 
+/// A slot's key: device, inode and XOR mask (0 = the file itself; see
+/// [`crate::body::FileSource`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    dev: u64,
+    ino: u64,
+    xor: u8,
+}
+
+impl Key {
+    fn of(stamp: &FileStamp, xor: u8) -> Key {
+        Key {
+            dev: stamp.dev,
+            ino: stamp.ino,
+            xor,
+        }
+    }
+}
+
 struct Slot {
+    /// The real path the file was last reached by.
+    path: PathBuf,
     stamp: FileStamp,
     digest: Arc<OnceCell<Hashed>>,
     last_used: u64,
@@ -96,7 +121,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 50_000;
 
 /// The hash cache of one server. See the module docs.
 pub struct HashCache {
-    /// Keyed by path and XOR mask (0 = the file itself; see [`crate::body::FileSource`]).
+    /// Keyed by inode and XOR mask.
     slots: Mutex<Slots>,
     computed: AtomicU64,
     bytes_hashed: Arc<AtomicU64>,
@@ -109,7 +134,7 @@ pub struct HashCache {
 
 #[derive(Default)]
 struct Slots {
-    map: HashMap<(PathBuf, u8), Slot>,
+    map: HashMap<Key, Slot>,
     clock: u64,
 }
 
@@ -202,8 +227,9 @@ impl HashCache {
                 };
                 let cell = Arc::new(OnceCell::new_with(Some(hashed)));
                 slots.map.insert(
-                    (p, 0),
+                    Key::of(&stamp, 0),
                     Slot {
+                        path: p,
                         stamp,
                         digest: cell,
                         last_used: 0,
@@ -220,10 +246,13 @@ impl HashCache {
         self.window
     }
 
-    /// Forget what is known of `path` (its hash proved wrong for its stamp).
-    pub fn forget(&self, path: &Path) {
+    /// Forget what is known of the file of `stamp` (its hash proved wrong
+    /// for its stamp), in every XOR version.
+    pub fn forget(&self, stamp: FileStamp) {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.map.retain(|(p, _), _| p != path);
+        slots
+            .map
+            .retain(|k, _| (k.dev, k.ino) != (stamp.dev, stamp.ino));
     }
 
     /// Versions held now.
@@ -259,11 +288,11 @@ impl HashCache {
 
     /// The settled digest of `path` in version `stamp`, if one is known: a
     /// lookup, no hashing and no waiting.
-    pub fn known_settled(&self, path: &Path, stamp: FileStamp) -> Option<Digest> {
+    pub fn known_settled(&self, stamp: FileStamp) -> Option<Digest> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.clock += 1;
         let clock = slots.clock;
-        let slot = slots.map.get_mut(&(path.to_path_buf(), 0))?;
+        let slot = slots.map.get_mut(&Key::of(&stamp, 0))?;
         let hashed = slot
             .digest
             .get()
@@ -283,11 +312,12 @@ impl HashCache {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             slots.clock += 1;
             let slot = Slot {
+                path: path.to_path_buf(),
                 stamp,
                 digest: Arc::new(OnceCell::new_with(Some(hashed))),
                 last_used: slots.clock,
             };
-            slots.map.insert((path.to_path_buf(), 0), slot);
+            slots.map.insert(Key::of(&stamp, 0), slot);
             evict(&mut slots.map, self.max_entries);
         }
         self.mark_dirty();
@@ -314,7 +344,7 @@ impl HashCache {
         stamp: FileStamp,
         xor: u8,
     ) -> Result<Hashed, HashError> {
-        let key = (path.to_path_buf(), xor);
+        let key = Key::of(&stamp, xor);
         let now = SystemTime::now();
         let window = Some(self.window).filter(|w| *w != Duration::MAX);
         let cell = {
@@ -338,6 +368,7 @@ impl HashCache {
                 None => {
                     let cell = Arc::new(OnceCell::new());
                     let slot = Slot {
+                        path: path.to_path_buf(),
                         stamp,
                         digest: Arc::clone(&cell),
                         last_used: clock,
@@ -403,25 +434,28 @@ impl Persisted for HashCache {
     /// Drop the entries whose file no longer has the entry's stamp. One stat
     /// per entry, outside the lock.
     fn prune(&self) {
-        let keys: Vec<((PathBuf, u8), FileStamp)> = {
+        let keys: Vec<(Key, PathBuf, FileStamp)> = {
             let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             slots
                 .map
                 .iter()
-                .map(|(k, s)| (k.clone(), s.stamp))
+                .map(|(k, s)| (*k, s.path.clone(), s.stamp))
                 .collect()
         };
-        let dead: Vec<(PathBuf, u8)> = keys
+        let dead: Vec<(Key, FileStamp)> = keys
             .into_iter()
-            .filter(|((path, _), stamp)| {
+            .filter(|(_, path, stamp)| {
                 std::fs::metadata(path).map(|m| FileStamp::of(&m)).ok() != Some(*stamp)
             })
-            .map(|(k, _)| k)
+            .map(|(k, _, stamp)| (k, stamp))
             .collect();
         if !dead.is_empty() {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            for k in dead {
-                slots.map.remove(&k);
+            for (k, stamp) in dead {
+                // unless hashed again meanwhile
+                if slots.map.get(&k).is_some_and(|s| s.stamp == stamp) {
+                    slots.map.remove(&k);
+                }
             }
         }
     }
@@ -430,8 +464,8 @@ impl Persisted for HashCache {
     fn entry_lines(&self) -> String {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         let mut body = String::new();
-        for ((path, xor), slot) in slots.map.iter() {
-            if let (0, Some(h)) = (xor, slot.digest.get()) {
+        for (key, slot) in slots.map.iter() {
+            if let (0, Some(h)) = (key.xor, slot.digest.get()) {
                 if !h.settled {
                     continue;
                 }
@@ -445,7 +479,7 @@ impl Persisted for HashCache {
                     s.size,
                     s.mtime_ns,
                     s.ctime_ns,
-                    hex::encode(path.as_os_str().as_bytes())
+                    hex::encode(slot.path.as_os_str().as_bytes())
                 );
             }
         }
@@ -454,7 +488,7 @@ impl Persisted for HashCache {
 }
 
 /// [`evict_by`] for the hash slots.
-fn evict(map: &mut HashMap<(PathBuf, u8), Slot>, max: usize) {
+fn evict(map: &mut HashMap<Key, Slot>, max: usize) {
     evict_by(map, max, |s| s.last_used)
 }
 
@@ -598,25 +632,29 @@ mod tests {
         let cache = HashCache::new();
         {
             let mut slots = cache.slots.lock().unwrap();
-            for (name, d) in [("/a b/é.txt", [1u8; 32]), ("/x", [2u8; 32])] {
+            for (ino, name, d) in [(2, "/a b/é.txt", [1u8; 32]), (3, "/x", [2u8; 32])] {
                 let cell = Arc::new(OnceCell::new_with(Some(Hashed {
                     digest: d,
                     settled: true,
                 })));
+                let stamp = FileStamp { ino, ..stamp(9) };
                 slots.map.insert(
-                    (PathBuf::from(name), 0),
+                    Key::of(&stamp, 0),
                     Slot {
-                        stamp: stamp(9),
+                        path: PathBuf::from(name),
+                        stamp,
                         digest: cell,
                         last_used: 0,
                     },
                 );
             }
             // an in-flight (uninitialized) slot is not written
+            let pending = FileStamp { ino: 4, ..stamp(1) };
             slots.map.insert(
-                (PathBuf::from("/pending"), 0),
+                Key::of(&pending, 0),
                 Slot {
-                    stamp: stamp(1),
+                    path: PathBuf::from("/pending"),
+                    stamp: pending,
                     digest: Arc::new(OnceCell::new()),
                     last_used: 0,
                 },
@@ -626,10 +664,12 @@ mod tests {
                 digest: [3u8; 32],
                 settled: true,
             })));
+            let x = FileStamp { ino: 3, ..stamp(9) };
             slots.map.insert(
-                (PathBuf::from("/x"), 0xff),
+                Key::of(&x, 0xff),
                 Slot {
-                    stamp: stamp(9),
+                    path: PathBuf::from("/x"),
+                    stamp: x,
                     digest: cell,
                     last_used: 0,
                 },
@@ -643,9 +683,20 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(
             entries[0],
-            (PathBuf::from("/a b/é.txt"), stamp(9), [1u8; 32])
+            (
+                PathBuf::from("/a b/é.txt"),
+                FileStamp { ino: 2, ..stamp(9) },
+                [1u8; 32]
+            )
         );
-        assert_eq!(entries[1], (PathBuf::from("/x"), stamp(9), [2u8; 32]));
+        assert_eq!(
+            entries[1],
+            (
+                PathBuf::from("/x"),
+                FileStamp { ino: 3, ..stamp(9) },
+                [2u8; 32]
+            )
+        );
         // the format and its checks are the persist module's (tested there)
         assert!(text.starts_with("rangeserve-etag-cache v2\n"));
         assert_eq!(parse_cache_line("00 1 2 3 4 5 2f"), None, "short digest");
@@ -654,6 +705,42 @@ mod tests {
             None,
             "a field too many"
         );
+    }
+
+    /// A hash is found by its file's version (the inode's, whatever path
+    /// reached it), only in that version, and only if settled.
+    #[test]
+    fn hashes_are_kept_per_inode_and_version() {
+        let cache = HashCache::new();
+        let settled = |d: u8| Hashed {
+            digest: [d; 32],
+            settled: true,
+        };
+        cache.remember(Path::new("/a"), stamp(9), settled(1));
+        assert_eq!(cache.known_settled(stamp(9)), Some([1; 32]));
+        // another version of the same inode: not this hash
+        assert_eq!(cache.known_settled(stamp(10)), None);
+        // a hard link: the same inode, the same bytes, one slot
+        cache.remember(Path::new("/b"), stamp(9), settled(1));
+        assert_eq!(cache.len(), 1);
+        // another inode of the same size and times
+        let other = FileStamp { ino: 7, ..stamp(9) };
+        assert_eq!(cache.known_settled(other), None);
+        // racy hashes are not remembered
+        cache.remember(
+            Path::new("/c"),
+            other,
+            Hashed {
+                digest: [2; 32],
+                settled: false,
+            },
+        );
+        assert_eq!(cache.known_settled(other), None);
+        cache.remember(Path::new("/c"), other, settled(2));
+        // forgetting a file drops its slots, not another's
+        cache.forget(stamp(9));
+        assert_eq!(cache.known_settled(stamp(9)), None);
+        assert_eq!(cache.known_settled(other), Some([2; 32]));
     }
 
     #[test]
