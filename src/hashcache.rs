@@ -113,6 +113,9 @@ struct Slot {
     path: PathBuf,
     stamp: FileStamp,
     digest: Arc<OnceCell<Hashed>>,
+    /// The digest once known settled, copied out of the cell: a lookup
+    /// over a large tree then reads no memory beyond the map's own.
+    settled: Option<Digest>,
     last_used: u64,
 }
 
@@ -232,6 +235,7 @@ impl HashCache {
                         path: p,
                         stamp,
                         digest: cell,
+                        settled: Some(digest),
                         last_used: 0,
                     },
                 );
@@ -292,13 +296,17 @@ impl HashCache {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.clock += 1;
         let clock = slots.clock;
-        let slot = slots.map.get_mut(&Key::of(&stamp, 0))?;
-        let hashed = slot
-            .digest
-            .get()
-            .filter(|h| slot.stamp == stamp && h.settled)?;
+        let slot = slots
+            .map
+            .get_mut(&Key::of(&stamp, 0))
+            .filter(|slot| slot.stamp == stamp)?;
+        let digest = slot.settled.or_else(|| {
+            // settled by a hash job that has not copied it out yet
+            let hashed = slot.digest.get().filter(|h| h.settled)?;
+            Some(hashed.digest)
+        })?;
         slot.last_used = clock;
-        Some(hashed.digest)
+        Some(digest)
     }
 
     /// Keep `hashed`, computed from bytes of `path` read in version `stamp`
@@ -315,6 +323,7 @@ impl HashCache {
                 path: path.to_path_buf(),
                 stamp,
                 digest: Arc::new(OnceCell::new_with(Some(hashed))),
+                settled: Some(hashed.digest),
                 last_used: slots.clock,
             };
             slots.map.insert(Key::of(&stamp, 0), slot);
@@ -371,6 +380,7 @@ impl HashCache {
                         path: path.to_path_buf(),
                         stamp,
                         digest: Arc::clone(&cell),
+                        settled: None,
                         last_used: clock,
                     };
                     slots.map.insert(key, slot);
@@ -398,6 +408,11 @@ impl HashCache {
                     settled: settled(&stamp, started, window),
                 };
                 if hashed.settled {
+                    let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(slot) = slots.map.get_mut(&key).filter(|s| s.stamp == stamp) {
+                        slot.settled = Some(digest);
+                    }
+                    drop(slots);
                     self.mark_dirty();
                 }
                 Ok::<_, HashError>(hashed)
@@ -644,6 +659,7 @@ mod tests {
                         path: PathBuf::from(name),
                         stamp,
                         digest: cell,
+                        settled: None,
                         last_used: 0,
                     },
                 );
@@ -656,6 +672,7 @@ mod tests {
                     path: PathBuf::from("/pending"),
                     stamp: pending,
                     digest: Arc::new(OnceCell::new()),
+                    settled: None,
                     last_used: 0,
                 },
             );
@@ -671,6 +688,7 @@ mod tests {
                     path: PathBuf::from("/x"),
                     stamp: x,
                     digest: cell,
+                    settled: None,
                     last_used: 0,
                 },
             );
