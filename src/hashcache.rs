@@ -113,9 +113,6 @@ struct Slot {
     path: PathBuf,
     stamp: FileStamp,
     digest: Arc<OnceCell<Hashed>>,
-    /// The digest once known settled, copied out of the cell: a lookup
-    /// over a large tree then reads no memory beyond the map's own.
-    settled: Option<Digest>,
     last_used: u64,
 }
 
@@ -235,7 +232,6 @@ impl HashCache {
                         path: p,
                         stamp,
                         digest: cell,
-                        settled: Some(digest),
                         last_used: 0,
                     },
                 );
@@ -296,17 +292,13 @@ impl HashCache {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots.clock += 1;
         let clock = slots.clock;
-        let slot = slots
-            .map
-            .get_mut(&Key::of(&stamp, 0))
-            .filter(|slot| slot.stamp == stamp)?;
-        let digest = slot.settled.or_else(|| {
-            // settled by a hash job that has not copied it out yet
-            let hashed = slot.digest.get().filter(|h| h.settled)?;
-            Some(hashed.digest)
-        })?;
+        let slot = slots.map.get_mut(&Key::of(&stamp, 0))?;
+        let hashed = slot
+            .digest
+            .get()
+            .filter(|h| slot.stamp == stamp && h.settled)?;
         slot.last_used = clock;
-        Some(digest)
+        Some(hashed.digest)
     }
 
     /// Keep `hashed`, computed from bytes of `path` read in version `stamp`
@@ -323,7 +315,6 @@ impl HashCache {
                 path: path.to_path_buf(),
                 stamp,
                 digest: Arc::new(OnceCell::new_with(Some(hashed))),
-                settled: Some(hashed.digest),
                 last_used: slots.clock,
             };
             slots.map.insert(Key::of(&stamp, 0), slot);
@@ -380,7 +371,6 @@ impl HashCache {
                         path: path.to_path_buf(),
                         stamp,
                         digest: Arc::clone(&cell),
-                        settled: None,
                         last_used: clock,
                     };
                     slots.map.insert(key, slot);
@@ -408,11 +398,6 @@ impl HashCache {
                     settled: settled(&stamp, started, window),
                 };
                 if hashed.settled {
-                    let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Some(slot) = slots.map.get_mut(&key).filter(|s| s.stamp == stamp) {
-                        slot.settled = Some(digest);
-                    }
-                    drop(slots);
                     self.mark_dirty();
                 }
                 Ok::<_, HashError>(hashed)
@@ -659,7 +644,6 @@ mod tests {
                         path: PathBuf::from(name),
                         stamp,
                         digest: cell,
-                        settled: None,
                         last_used: 0,
                     },
                 );
@@ -672,7 +656,6 @@ mod tests {
                     path: PathBuf::from("/pending"),
                     stamp: pending,
                     digest: Arc::new(OnceCell::new()),
-                    settled: None,
                     last_used: 0,
                 },
             );
@@ -688,7 +671,6 @@ mod tests {
                     path: PathBuf::from("/x"),
                     stamp: x,
                     digest: cell,
-                    settled: None,
                     last_used: 0,
                 },
             );
