@@ -286,7 +286,7 @@ impl HashCache {
         self.bytes_hashed.load(Ordering::Relaxed)
     }
 
-    /// The settled digest of `path` in version `stamp`, if one is known: a
+    /// The settled digest of the file in version `stamp`, if one is known: a
     /// lookup, no hashing and no waiting.
     pub fn known_settled(&self, stamp: FileStamp) -> Option<Digest> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
