@@ -776,3 +776,81 @@ fn never_miss_a_completed_change(config: Config) {
         "{answers} answers, {not_modified} 304s"
     );
 }
+
+/// A file-state cache far smaller than the tree (8 entries, 40 files): once
+/// it is full, a file asked for once is served and not kept, one asked for
+/// again is kept, and entries are evicted; files are renamed over, rewritten
+/// in place and reached by a hard link between rounds. Every answer, whole
+/// or ranged, carries the current bytes and their ETag.
+#[test]
+fn a_full_file_state_cache_serves_every_version_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let content = |i: usize, round: usize| -> Vec<u8> {
+        let len = 100 + (i * 137 + round * 61) % 3000;
+        (0..len)
+            .map(|k| ((k * 7 + i * 13 + round * 29) % 251) as u8)
+            .collect()
+    };
+    let mut current: Vec<Vec<u8>> = (0..40).map(|i| content(i, 0)).collect();
+    for (i, data) in current.iter().enumerate() {
+        std::fs::write(root.join(format!("f{i:02}")), data).unwrap();
+    }
+    // a second name for f00's inode
+    std::fs::hard_link(root.join("f00"), root.join("link")).unwrap();
+    // hashes settle once a file has been still for a second, so that the
+    // hash cache serves the digests of files reopened (see
+    // small_files_reopened_take_a_settled_digest_and_never_a_stale_one)
+    let settle = || std::thread::sleep(Duration::from_millis(1100));
+    settle();
+    let config = Config {
+        open_file_cache: 8,
+        small_file_cache: 64 * 1024,
+        settle_window: Some(Duration::ZERO),
+        ..Config::default()
+    };
+    let s = TestServer::start_with(root, config);
+    let mut conn = s.connect();
+    let mut check = |name: &str, data: &[u8]| {
+        conn.send("GET", &format!("/{name}"), &[]);
+        let res = conn.read_response(false);
+        assert_eq!(res.status(), 200, "/{name}");
+        assert_eq!(res.body, data, "/{name}: bytes of another version");
+        assert_validators(&res, data);
+        conn.send("GET", &format!("/{name}"), &[("Range", "bytes=1-5")]);
+        let res = conn.read_response(false);
+        assert_eq!(res.status(), 206, "/{name}");
+        assert_eq!(res.body, &data[1..6], "/{name}: range of another version");
+        assert_eq!(res.header("ETag"), Some(etag_of(data).as_str()));
+    };
+    for round in 1..=4 {
+        for (i, data) in current.iter().enumerate() {
+            check(&format!("f{i:02}"), data);
+            // every third file is asked for twice more: kept once full
+            if i % 3 == 0 {
+                check(&format!("f{i:02}"), data);
+                check(&format!("f{i:02}"), data);
+            }
+        }
+        check("link", &current[0]);
+        // change a third of the files, alternating how
+        for i in (round % 3..40).step_by(3) {
+            let new = content(i, round);
+            let path = root.join(format!("f{i:02}"));
+            if (i + round) % 2 == 0 {
+                // renamed over: another inode
+                let tmp = root.join(format!(".tmp{i}"));
+                std::fs::write(&tmp, &new).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+            } else {
+                // rewritten in place (another size): the same inode
+                std::fs::write(&path, &new).unwrap();
+            }
+            current[i] = new;
+        }
+        settle();
+        // the hard link follows f00's inode until f00 is renamed over
+        let linked = std::fs::read(root.join("link")).unwrap();
+        check("link", &linked);
+    }
+}
