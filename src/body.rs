@@ -243,15 +243,20 @@ fn read_chunk(src: &FileSource, offset: u64, len: usize) -> ReadResult {
 
 /// The bytes just read, if the file is still the source's version.
 fn checked(src: &FileSource, mut buf: Vec<u8>) -> ReadResult {
-    // fstat after the read: a change that happened before or during it shows up here
-    let now = FileStamp::of(&src.file.metadata()?);
-    if now != src.stamp {
-        return Err(io::Error::other("file changed while being sent"));
-    }
+    unchanged(src)?;
     if src.xor != 0 {
         buf.iter_mut().for_each(|b| *b ^= src.xor);
     }
     Ok(Bytes::from(buf))
+}
+
+/// Whether the file is still the source's version, after a read: a change
+/// that happened before or during the read shows up in this `fstat`.
+fn unchanged(src: &FileSource) -> io::Result<()> {
+    match FileStamp::of(&src.file.metadata()?) == src.stamp {
+        true => Ok(()),
+        false => Err(io::Error::other("file changed while being sent")),
+    }
 }
 
 /// Add the file's bytes `from..to` to `hashing` (which must be at `from`);
@@ -349,13 +354,35 @@ pub fn capture(
 struct Mismatch;
 
 impl FileBody {
-    /// The frame for a finished read: its bytes, or the error that aborts
-    /// the response (nothing more is sent).
-    /// A small body of several slices (a multipart answer) read whole, from
-    /// held bytes and the page cache, with one stamp check for all its reads
-    /// instead of one per slice, and sent as one frame. `None`: read it
-    /// slice by slice (a verified body, a quirk's bytes, a page not cached).
+    /// Append the whole body to `out` when all its bytes are at hand (held,
+    /// or in the page cache) with one stamp check for all its reads: the
+    /// fast path's answer then leaves in one write, with no buffer of its
+    /// own. `None`: some bytes are not at hand, or the body must be read
+    /// chunk by chunk (verified, a quirk's XORed bytes, over
+    /// [`INLINE_MAX`]); `out` is as it was and the body untouched. An error
+    /// aborts the response (`out` as it was, the body spent).
+    pub(crate) fn gather_into(&mut self, out: &mut Vec<u8>) -> Option<io::Result<()>> {
+        match self.gather(out, 1)? {
+            Ok(()) => {
+                self.remaining = 0;
+                Some(Ok(()))
+            }
+            Err(e) => Some(self.finish_read(Err(e)).map(|_| ())),
+        }
+    }
+
+    /// A small body of several slices (a multipart answer) read whole, as
+    /// [`FileBody::gather_into`] reads it, and sent as one frame. `None`:
+    /// read it slice by slice.
     fn gather_cached(&mut self) -> Option<ReadResult> {
+        let mut buf = Vec::new();
+        Some(self.gather(&mut buf, 2)?.map(|()| Bytes::from(buf)))
+    }
+
+    /// Append the body's bytes to `buf` if they are all at hand and it has
+    /// at least `min_slices` slices (see [`FileBody::gather_into`]); the
+    /// segments are spent unless it returns `None`.
+    fn gather(&mut self, buf: &mut Vec<u8>, min_slices: usize) -> Option<io::Result<()>> {
         let Source::File(src) = &self.source else {
             return None;
         };
@@ -366,11 +393,12 @@ impl FileBody {
         if self.verifying.is_some()
             || src.xor != 0
             || self.remaining > INLINE_MAX
-            || slices.count() < 2
+            || slices.count() < min_slices
         {
             return None;
         }
-        let mut buf = Vec::with_capacity(self.remaining as usize);
+        let start = buf.len();
+        buf.reserve(self.remaining as usize);
         let mut read = false;
         for segment in self.segments.iter() {
             match segment {
@@ -382,21 +410,30 @@ impl FileBody {
                     }
                     let at = buf.len();
                     buf.resize(at + range.len() as usize, 0);
-                    if let Err(e) = read_into_cached(src, &mut buf[at..], range.start)? {
-                        return Some(Err(e));
+                    match read_into_cached(src, &mut buf[at..], range.start) {
+                        Some(Ok(())) => read = true,
+                        failed => {
+                            buf.truncate(start);
+                            return failed;
+                        }
                     }
-                    read = true;
                 }
             }
         }
         self.segments.clear();
         // held bytes were checked when read; one check covers the reads here
-        Some(match read {
-            true => checked(src, buf),
-            false => Ok(Bytes::from(buf)),
-        })
+        let result = match read {
+            true => unchanged(src),
+            false => Ok(()),
+        };
+        if result.is_err() {
+            buf.truncate(start);
+        }
+        Some(result)
     }
 
+    /// The frame for a finished read: its bytes, or the error that aborts
+    /// the response (nothing more is sent).
     fn finish_read(&mut self, result: ReadResult) -> Result<Frame<Bytes>, io::Error> {
         match result {
             Ok(chunk) => {
@@ -600,5 +637,54 @@ mod tests {
         let err = changed.frame().await.unwrap().unwrap_err();
         assert!(err.to_string().contains("changed"), "{err}");
         assert!(changed.frame().await.is_none(), "nothing after the error");
+    }
+
+    /// The fast path's `gather_into` appends the whole body after what the
+    /// buffer holds (the head) only if the version is still the one the
+    /// head names; else the buffer is left as it was (nothing of the body
+    /// goes out) and the body is spent with an error.
+    #[test]
+    fn a_body_gathered_into_the_head_s_buffer_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let stamp = FileStamp::of(&file.metadata().unwrap());
+
+        // one part, as a single-range answer reads it, and several
+        for parts in [&[(5, 4100)][..], &[(0, 99), (200_000, 200_099)][..]] {
+            let mut want = b"HEAD\r\n\r\n".to_vec();
+            for &(start, end) in parts {
+                want.extend_from_slice(b"--b\r\n\r\n");
+                want.extend_from_slice(&data[start as usize..=end as usize]);
+            }
+            want.extend_from_slice(b"\r\n--b--\r\n");
+            let mut out = b"HEAD\r\n\r\n".to_vec();
+            let mut gathered = body(&file, &path, stamp, parts);
+            assert!(matches!(gathered.gather_into(&mut out), Some(Ok(()))));
+            assert_eq!(out, want, "{parts:?}");
+            assert_eq!(gathered.len(), 0, "spent");
+        }
+
+        // a body over INLINE_MAX is read chunk by chunk: untouched
+        let mut out = b"HEAD".to_vec();
+        let mut big = body(&file, &path, stamp, &[(0, 100_000)]);
+        assert!(big.gather_into(&mut out).is_none());
+        assert_eq!(out, b"HEAD");
+        assert_eq!(big.len(), 100_001 + 7 + 9, "untouched");
+
+        // rewritten in place after the head was made
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        writer.write_all_at(b"other bytes", 200_010).unwrap();
+        writer
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        let mut out = b"HEAD".to_vec();
+        let mut changed = body(&file, &path, stamp, &[(0, 99), (200_000, 200_099)]);
+        let err = changed.gather_into(&mut out).unwrap().unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
+        assert_eq!(out, b"HEAD", "no byte of the body");
+        assert_eq!(changed.len(), 0, "spent");
     }
 }

@@ -495,14 +495,21 @@ where
                     buf.advance(plain.len);
                     fit_head(&mut out, &plain);
                     let len = body.as_ref().map_or(0, |b| b.len());
-                    let written = match &mut body {
-                        Some(body) => write_body(io, &mut out, body, Framing::Length(len))
-                            .await
-                            .map(|w| w.whole),
-                        None => write_head(io, &out).await,
+                    // a body at hand goes in the head's write, copied once
+                    let gathered = body.as_mut().and_then(|b| b.gather_into(&mut out));
+                    let (written, given) = match (&mut body, gathered) {
+                        (_, Some(Ok(()))) => (write_head(io, &out).await, len),
+                        (_, Some(Err(_))) => (Ok(false), 0),
+                        (Some(body), None) => {
+                            match write_body(io, &mut out, body, Framing::Length(len)).await {
+                                Ok(w) => (Ok(w.whole), w.given),
+                                Err(e) => (Err(e), 0),
+                            }
+                        }
+                        (None, None) => (write_head(io, &out).await, 0),
                     };
                     if let Some(line) = &mut line {
-                        line.sent = len - body.as_ref().map_or(0, |b| b.len());
+                        line.sent = given;
                         line.done = matches!(written, Ok(true));
                     }
                     if !written? {
@@ -659,7 +666,7 @@ async fn answers_leave_together() {
     crate::filestate::behind_the_ready_tasks().await
 }
 
-/// Write a head that has no body after it.
+/// Write a head that has no body after it, or a whole answer.
 async fn write_head<I: AsyncWrite + Unpin>(io: &mut I, out: &[u8]) -> io::Result<bool> {
     io.write_all(out).await?;
     io.flush().await?;

@@ -172,8 +172,13 @@ pub fn plan(boundary: &str, part_type: &str, ranges: &[ByteRange], length: u64) 
         start = end;
     }
     let content_length = segments.iter().map(Segment::len).sum();
+    // not `format!`: it grows its buffer a few times for this one
+    const TYPE: &str = "multipart/byteranges; boundary=";
+    let mut content_type = String::with_capacity(TYPE.len() + boundary.len());
+    content_type.push_str(TYPE);
+    content_type.push_str(boundary);
     MultipartPlan {
-        content_type: format!("multipart/byteranges; boundary={boundary}"),
+        content_type,
         segments,
         content_length,
     }
