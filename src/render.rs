@@ -139,7 +139,7 @@ impl WireHead {
             from = at;
             match hole {
                 Hole::Date => out.extend_from_slice(date.as_bytes()),
-                Hole::Length => out.extend_from_slice(Decimal::of(length).as_str().as_bytes()),
+                Hole::Length => out.extend_from_slice(Decimal::of(length).as_bytes()),
                 Hole::Type(end) => {
                     if let Some(t) = content_type {
                         out.extend_from_slice(t.as_bytes());
@@ -333,7 +333,7 @@ pub(crate) fn wire(
     head.write(&date, payload.multipart_type.as_deref(), body.len(), out);
     if let Some(content_range) = payload.content_range {
         out.extend_from_slice(b"Content-Range: ");
-        content_range.write_value(|piece| out.extend_from_slice(piece.as_bytes()));
+        content_range.write_value(|piece| out.extend_from_slice(piece));
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");

@@ -141,25 +141,25 @@ pub struct MultipartPlan {
 pub fn plan(boundary: &str, part_type: &str, ranges: &[ByteRange], length: u64) -> MultipartPlan {
     // All the framing in one buffer, each piece a slice of it.
     let per_part = boundary.len() + part_type.len() + 96;
-    let mut framing = String::with_capacity(ranges.len() * per_part + boundary.len() + 8);
+    let mut framing = Vec::with_capacity(ranges.len() * per_part + boundary.len() + 8);
     let mut ends = Vec::with_capacity(ranges.len() + 1);
     for (i, &range) in ranges.iter().enumerate() {
         // The CRLF before a boundary belongs to the delimiter (RFC 2046 5.1.1).
         if i > 0 {
-            framing.push_str("\r\n");
+            framing.extend_from_slice(b"\r\n");
         }
-        framing.push_str("--");
-        framing.push_str(boundary);
-        framing.push_str("\r\nContent-Type: ");
-        framing.push_str(part_type);
-        framing.push_str("\r\nContent-Range: ");
-        ContentRange::Bytes { range, length }.write_value(|piece| framing.push_str(piece));
-        framing.push_str("\r\n\r\n");
+        framing.extend_from_slice(b"--");
+        framing.extend_from_slice(boundary.as_bytes());
+        framing.extend_from_slice(b"\r\nContent-Type: ");
+        framing.extend_from_slice(part_type.as_bytes());
+        framing.extend_from_slice(b"\r\nContent-Range: ");
+        ContentRange::Bytes { range, length }.write_value(|piece| framing.extend_from_slice(piece));
+        framing.extend_from_slice(b"\r\n\r\n");
         ends.push(framing.len());
     }
-    framing.push_str("\r\n--");
-    framing.push_str(boundary);
-    framing.push_str("--\r\n");
+    framing.extend_from_slice(b"\r\n--");
+    framing.extend_from_slice(boundary.as_bytes());
+    framing.extend_from_slice(b"--\r\n");
     ends.push(framing.len());
     let framing = Bytes::from(framing);
     let mut segments = Vec::with_capacity(ranges.len() * 2 + 1);

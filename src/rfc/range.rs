@@ -61,18 +61,10 @@ pub enum RangeParseError {
 /// ]));
 /// ```
 pub fn parse(value: &str) -> Result<Vec<RangeSpec>, RangeParseError> {
-    let (unit, set) = value
-        .split_once('=')
-        .ok_or(RangeParseError::MissingEquals)?;
-    if !unit.trim_matches(is_ows).eq_ignore_ascii_case("bytes") {
-        return Err(RangeParseError::UnknownUnit);
-    }
+    let set = byte_range_set(value).ok_or(RangeParseError::MissingEquals)?;
+    let set = set.map_err(|()| RangeParseError::UnknownUnit)?;
     let mut specs = Vec::new();
-    for element in set.split(',') {
-        let element = element.trim_matches(is_ows);
-        if element.is_empty() {
-            continue; // empty list elements are legal and ignored (5.6.1.2)
-        }
+    for element in elements(set) {
         specs.push(parse_spec(element)?);
     }
     if specs.is_empty() {
@@ -88,14 +80,7 @@ pub fn parse(value: &str) -> Result<Vec<RangeSpec>, RangeParseError> {
 /// (`FileBody::gather_cached`), where a part read ahead would need a check
 /// of its own. No allocation.
 pub fn lone_spec(value: &str) -> Option<RangeSpec> {
-    let (unit, set) = value.split_once('=')?;
-    if !unit.trim_matches(is_ows).eq_ignore_ascii_case("bytes") {
-        return None;
-    }
-    let mut elements = set
-        .split(',')
-        .map(|e| e.trim_matches(is_ows))
-        .filter(|e| !e.is_empty());
+    let mut elements = elements(byte_range_set(value)?.ok()?);
     let element = elements.next()?;
     if elements.next().is_some() {
         return None;
@@ -103,12 +88,41 @@ pub fn lone_spec(value: &str) -> Option<RangeSpec> {
     parse_spec(element).ok()
 }
 
-fn is_ows(c: char) -> bool {
-    c == ' ' || c == '\t'
+// The grammar is ASCII: it is parsed as bytes (no UTF-8 decoding, and a
+// delimiter found by a plain loop: these values are a few dozen bytes).
+
+/// What follows `bytes=` in a Range value: `None` without `=`, `Err` for
+/// another unit.
+fn byte_range_set(value: &str) -> Option<Result<&[u8], ()>> {
+    let (unit, set) = split_at_byte(value.as_bytes(), b'=')?;
+    Some(match trim_ows(unit).eq_ignore_ascii_case(b"bytes") {
+        true => Ok(set),
+        false => Err(()),
+    })
 }
 
-fn parse_spec(s: &str) -> Result<RangeSpec, RangeParseError> {
-    let (first, last) = s.split_once('-').ok_or(RangeParseError::Malformed)?;
+/// The list's elements, without their optional whitespace; empty elements
+/// are legal and ignored (RFC 9110 5.6.1.2).
+fn elements(set: &[u8]) -> impl Iterator<Item = &[u8]> {
+    set.split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+fn split_at_byte(s: &[u8], delimiter: u8) -> Option<(&[u8], &[u8])> {
+    let at = s.iter().position(|&b| b == delimiter)?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+fn trim_ows(s: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
+fn parse_spec(s: &[u8]) -> Result<RangeSpec, RangeParseError> {
+    let (first, last) = split_at_byte(s, b'-').ok_or(RangeParseError::Malformed)?;
     if first.is_empty() {
         return Ok(RangeSpec::Suffix(parse_digits(last)?));
     }
@@ -125,11 +139,11 @@ fn parse_spec(s: &str) -> Result<RangeSpec, RangeParseError> {
 }
 
 /// `1*DIGIT`, saturating at `u64::MAX` (the grammar puts no bound on digits).
-fn parse_digits(s: &str) -> Result<u64, RangeParseError> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+fn parse_digits(s: &[u8]) -> Result<u64, RangeParseError> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return Err(RangeParseError::Malformed);
     }
-    Ok(s.bytes().fold(0u64, |acc, b| {
+    Ok(s.iter().fold(0u64, |acc, &b| {
         acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
     }))
 }
@@ -330,7 +344,7 @@ impl ContentRange {
     /// ```
     pub fn parse(value: &str) -> Result<ContentRange, ContentRangeError> {
         use ContentRangeError::*;
-        let value = value.trim_matches(is_ows);
+        let value = value.trim_matches([' ', '\t']);
         let (unit, rest) = value.split_once(' ').ok_or(Malformed)?;
         if !unit.eq_ignore_ascii_case("bytes") {
             return Err(UnknownUnit);
@@ -374,32 +388,32 @@ impl ContentRange {
     /// The field value, built directly (it goes on every 206 and each part
     /// of a multipart body: cheaper than the formatting machinery).
     pub fn value(&self) -> String {
-        let mut s = String::with_capacity(64);
-        self.write_value(|piece| s.push_str(piece));
-        s
+        let mut s = Vec::with_capacity(64);
+        self.write_value(|piece| s.extend_from_slice(piece));
+        String::from_utf8(s).expect("ASCII")
     }
 
-    /// Give the field value to `push`, piece by piece (into a `String`, or
-    /// straight into a response's bytes: no allocation).
-    pub fn write_value(&self, mut push: impl FnMut(&str)) {
-        push("bytes ");
+    /// Give the field value (ASCII) to `push`, piece by piece, straight
+    /// into a response's bytes: no allocation, and no UTF-8 check per piece.
+    pub fn write_value(&self, mut push: impl FnMut(&[u8])) {
+        push(b"bytes ");
         match self {
             ContentRange::Bytes { range, length } => {
-                push(Decimal::of(range.start).as_str());
-                push("-");
-                push(Decimal::of(range.end).as_str());
-                push("/");
-                push(Decimal::of(*length).as_str());
+                push(Decimal::of(range.start).as_bytes());
+                push(b"-");
+                push(Decimal::of(range.end).as_bytes());
+                push(b"/");
+                push(Decimal::of(*length).as_bytes());
             }
             ContentRange::Unsatisfied { length } => {
-                push("*/");
-                push(Decimal::of(*length).as_str());
+                push(b"*/");
+                push(Decimal::of(*length).as_bytes());
             }
             ContentRange::BytesOfUnknownLength { range } => {
-                push(Decimal::of(range.start).as_str());
-                push("-");
-                push(Decimal::of(range.end).as_str());
-                push("/*");
+                push(Decimal::of(range.start).as_bytes());
+                push(b"-");
+                push(Decimal::of(range.end).as_bytes());
+                push(b"/*");
             }
         }
     }
@@ -443,7 +457,12 @@ impl Decimal {
 
     /// The digits.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.digits[self.at..]).expect("ASCII digits")
+        std::str::from_utf8(self.as_bytes()).expect("ASCII digits")
+    }
+
+    /// The digits, as bytes (no UTF-8 check: for a head's bytes).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.at..]
     }
 }
 
@@ -480,6 +499,7 @@ mod tests {
         }));
         for n in values {
             assert_eq!(Decimal::of(n).as_str(), n.to_string());
+            assert_eq!(Decimal::of(n).as_bytes(), n.to_string().as_bytes());
         }
     }
 
