@@ -360,15 +360,14 @@ impl FileBody {
     /// own. `None`: some bytes are not at hand, or the body must be read
     /// chunk by chunk (verified, a quirk's XORed bytes, over
     /// [`INLINE_MAX`]); `out` is as it was and the body untouched. An error
-    /// aborts the response (`out` as it was, the body spent).
+    /// (the file changed since the head was made, or could not be read):
+    /// `out` as it was, the body spent, nothing logged (the caller, which
+    /// has sent nothing yet, answers afresh).
     pub(crate) fn gather_into(&mut self, out: &mut Vec<u8>) -> Option<io::Result<()>> {
-        match self.gather(out, 1)? {
-            Ok(()) => {
-                self.remaining = 0;
-                Some(Ok(()))
-            }
-            Err(e) => Some(self.finish_read(Err(e)).map(|_| ())),
-        }
+        let result = self.gather(out, 1)?;
+        self.segments.clear();
+        self.remaining = 0;
+        Some(result)
     }
 
     /// A small body of several slices (a multipart answer) read whole, as

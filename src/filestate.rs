@@ -71,6 +71,21 @@ pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 /// above that between concurrent clients' requests under load.
 pub const SHARE_WINDOW: Duration = Duration::from_micros(20);
 
+/// What [`FileStates::get_reading`] does with a hit's first range when
+/// another request's revalidation, begun after this request was read,
+/// vouches for the entry (no `stat` of the path is needed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vouched {
+    /// Read it from the page cache, then `fstat`: a version that changed
+    /// in place is a miss, and the caller answers afresh.
+    ReadAhead,
+    /// Read nothing: the caller reads the range into its own buffer and
+    /// checks the stamp after (an `fstat`), and answers afresh if it moved
+    /// (the HTTP/1.1 fast path: [`crate::body::FileBody::gather_into`]
+    /// reads straight after the head, with no buffer of its own).
+    CallerReads,
+}
+
 /// Tickets, drawn from one counter by requests (once read) and by
 /// revalidating `stat`s (before they begin). See the module docs.
 static TICKETS: AtomicU64 = AtomicU64::new(1);
@@ -250,7 +265,8 @@ impl FileStates {
     /// One `stat` (cheap for a path whose dentries are cached; it runs on the
     /// caller's thread).
     pub fn get(&self, key: &str) -> Option<Arc<FileState>> {
-        self.get_reading(key, || None, None).map(|(state, _)| state)
+        self.get_reading(key, || None, None, Vouched::ReadAhead)
+            .map(|(state, _)| state)
     }
 
     /// [`get`](Self::get) for a request whose one range-spec is `want()`
@@ -265,11 +281,15 @@ impl FileStates {
     /// needs no `stat` of the path when another request's revalidation that
     /// began after `seen` found the entry unchanged; if it read bytes, an
     /// `fstat` after the read then vouches for them.
+    ///
+    /// `vouched`: whether to read when the entry is vouched for that way
+    /// ([`Vouched`]).
     pub fn get_reading(
         &self,
         key: &str,
         want: impl FnOnce() -> Option<RangeSpec>,
         seen: Option<Ticket>,
+        vouched: Vouched,
     ) -> Option<(Arc<FileState>, Option<Prefetched>)> {
         if self.max_entries == 0 {
             return None;
@@ -282,14 +302,18 @@ impl FileStates {
             entry.last_used = now;
             Arc::clone(&entry.state)
         };
+        let settled = state.racy_until.is_none();
+        let vouched_for = settled && seen.is_some_and(|seen| state.checked.vouches_for(seen));
+        if vouched_for && vouched == Vouched::CallerReads {
+            return Some((state, None));
+        }
         let read = match (&state.prefetched, state.racy_until) {
             (None, None) => {
                 want().and_then(|want| read_window_cached(&state.file, state.stamp.size, want))
             }
             _ => None,
         };
-        let settled = state.racy_until.is_none();
-        if settled && seen.is_some_and(|seen| state.checked.vouches_for(seen)) {
+        if vouched_for {
             // The path still led to this version after the request was read.
             // Bytes read just now are of it if the descriptor's stamp still
             // is (an `fstat`: no path walk).
@@ -498,7 +522,9 @@ mod tests {
             first: 300_000,
             last: Some(300_009),
         };
-        let (_, read) = cache.get_reading("/big", || Some(range), None).unwrap();
+        let (_, read) = cache
+            .get_reading("/big", || Some(range), None, Vouched::ReadAhead)
+            .unwrap();
         let read = read.expect("a cached small range is read with the hit");
         assert_eq!(
             (read.offset, &read.bytes[..]),
@@ -506,7 +532,7 @@ mod tests {
         );
         // no range, or one too large to read inline: the body reads it
         assert!(cache
-            .get_reading("/big", || None, None)
+            .get_reading("/big", || None, None, Vouched::ReadAhead)
             .unwrap()
             .1
             .is_none());
@@ -515,7 +541,7 @@ mod tests {
             last: Some(100_000),
         };
         assert!(cache
-            .get_reading("/big", || Some(wide), None)
+            .get_reading("/big", || Some(wide), None, Vouched::ReadAhead)
             .unwrap()
             .1
             .is_none());
@@ -524,11 +550,18 @@ mod tests {
         other[300_000] ^= 1;
         std::fs::write(dir.path().join("big2"), &other).unwrap();
         std::fs::rename(dir.path().join("big2"), dir.path().join("big")).unwrap();
-        assert!(cache.get_reading("/big", || Some(range), None).is_none());
+        assert!(cache
+            .get_reading("/big", || Some(range), None, Vouched::ReadAhead)
+            .is_none());
         // a small file is held whole: nothing is read, nor the range asked
         cache.insert("/a", state(dir.path(), "a", 10));
         let (hit, read) = cache
-            .get_reading("/a", || panic!("not asked of a small file"), None)
+            .get_reading(
+                "/a",
+                || panic!("not asked of a small file"),
+                None,
+                Vouched::ReadAhead,
+            )
             .unwrap();
         assert!(read.is_none() && hit.prefetched.is_some());
     }
@@ -543,22 +576,32 @@ mod tests {
         cache.insert("/a", state(dir.path(), "a", 10));
         let before = Ticket::draw();
         // no revalidation yet: its own `stat`
-        assert!(cache.get_reading("/a", || None, Some(before)).is_some());
+        assert!(cache
+            .get_reading("/a", || None, Some(before), Vouched::ReadAhead)
+            .is_some());
         let read_then = Ticket::draw();
-        assert!(cache.get_reading("/a", || None, None).is_some());
+        assert!(cache
+            .get_reading("/a", || None, None, Vouched::ReadAhead)
+            .is_some());
         // renamed over (another inode, another size)
         std::fs::write(dir.path().join("a2"), b"0123456789a").unwrap();
         std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
         // read before the last revalidation began, and so before the change:
         // that revalidation answers for it, and no `stat` is made
         let made = cache.stats_made();
-        assert!(cache.get_reading("/a", || None, Some(read_then)).is_some());
+        assert!(cache
+            .get_reading("/a", || None, Some(read_then), Vouched::ReadAhead)
+            .is_some());
         assert_eq!(cache.stats_made(), made, "the revalidation is shared");
         // read after the change: its own `stat` sees it, and the entry goes
         let read_now = Ticket::draw();
-        assert!(cache.get_reading("/a", || None, Some(read_now)).is_none());
+        assert!(cache
+            .get_reading("/a", || None, Some(read_now), Vouched::ReadAhead)
+            .is_none());
         assert_eq!(cache.stats_made(), made + 1);
-        assert!(cache.get_reading("/a", || None, Some(read_then)).is_none());
+        assert!(cache
+            .get_reading("/a", || None, Some(read_then), Vouched::ReadAhead)
+            .is_none());
 
         // a hit that reads a range of a large file: the bytes need a stamp
         // check after them, which sees a rewrite in place even where the
@@ -578,13 +621,34 @@ mod tests {
             last: Some(9),
         };
         let read_then = Ticket::draw();
-        assert!(cache.get_reading("/big", || None, None).is_some());
+        assert!(cache
+            .get_reading("/big", || None, None, Vouched::ReadAhead)
+            .is_some());
         let made = cache.stats_made();
         let (_, read) = cache
-            .get_reading("/big", || Some(range), Some(read_then))
+            .get_reading("/big", || Some(range), Some(read_then), Vouched::ReadAhead)
             .unwrap();
         assert_eq!(read.expect("read with the hit").bytes, &big[..10]);
         assert_eq!(cache.stats_made(), made, "an fstat, not a path stat");
+        // the caller reads (and checks) the range itself: nothing read here
+        let (_, read) = cache
+            .get_reading(
+                "/big",
+                || Some(range),
+                Some(read_then),
+                Vouched::CallerReads,
+            )
+            .unwrap();
+        assert!(read.is_none(), "left to the caller");
+        assert_eq!(cache.stats_made(), made, "no path stat either");
+        // not vouched for (drawn after the last revalidation began): its
+        // own path stat, with the range read before it, as for ReadAhead
+        let read_now = Ticket::draw();
+        let (_, read) = cache
+            .get_reading("/big", || Some(range), Some(read_now), Vouched::CallerReads)
+            .unwrap();
+        assert_eq!(read.expect("read with the hit").bytes, &big[..10]);
+        assert_eq!(cache.stats_made(), made + 1, "a path stat");
         // rewritten in place (same inode): the descriptor's stamp moves
         std::fs::OpenOptions::new()
             .append(true)
@@ -593,7 +657,7 @@ mod tests {
             .write_all(b"more")
             .unwrap();
         assert!(cache
-            .get_reading("/big", || Some(range), Some(read_then))
+            .get_reading("/big", || Some(range), Some(read_then), Vouched::ReadAhead)
             .is_none());
     }
 

@@ -491,35 +491,48 @@ where
                 Express::Declined => out.clear(),
                 Express::Written(status, mut body) => {
                     answers_leave_together().await;
-                    let mut line = line(status);
-                    buf.advance(plain.len);
                     fit_head(&mut out, &plain);
                     let len = body.as_ref().map_or(0, |b| b.len());
                     // a body at hand goes in the head's write, copied once
-                    let gathered = body.as_mut().and_then(|b| b.gather_into(&mut out));
-                    let (written, given) = match (&mut body, gathered) {
-                        (_, Some(Ok(()))) => (write_head(io, &out).await, len),
-                        (_, Some(Err(_))) => (Ok(false), 0),
-                        (Some(body), None) => {
-                            match write_body(io, &mut out, body, Framing::Length(len)).await {
-                                Ok(w) => (Ok(w.whole), w.given),
-                                Err(e) => (Err(e), 0),
-                            }
+                    let gathered = match body.as_mut().and_then(|b| b.gather_into(&mut out)) {
+                        Some(Err(e)) => {
+                            // the file changed since its head was made (or
+                            // a read failed): nothing is sent yet, so the
+                            // full service answers, from a fresh look at
+                            // the path
+                            tracing::debug!(error = %e, "fast-path body not at hand; answering afresh");
+                            out.clear();
+                            None
                         }
-                        (None, None) => (write_head(io, &out).await, 0),
+                        Some(Ok(())) => Some(true),
+                        None => Some(false),
                     };
-                    if let Some(line) = &mut line {
-                        line.sent = given;
-                        line.done = matches!(written, Ok(true));
+                    if let Some(gathered) = gathered {
+                        let mut line = line(status);
+                        buf.advance(plain.len);
+                        let (written, given) = match (&mut body, gathered) {
+                            (_, true) => (write_head(io, &out).await, len),
+                            (Some(body), false) => {
+                                match write_body(io, &mut out, body, Framing::Length(len)).await {
+                                    Ok(w) => (Ok(w.whole), w.given),
+                                    Err(e) => (Err(e), 0),
+                                }
+                            }
+                            (None, false) => (write_head(io, &out).await, 0),
+                        };
+                        if let Some(line) = &mut line {
+                            line.sent = given;
+                            line.done = matches!(written, Ok(true));
+                        }
+                        if !written? {
+                            return Ok(End::Closed);
+                        }
+                        if plain.close {
+                            let _ = io.shutdown().await;
+                            return Ok(End::Closed);
+                        }
+                        continue;
                     }
-                    if !written? {
-                        return Ok(End::Closed);
-                    }
-                    if plain.close {
-                        let _ = io.shutdown().await;
-                        return Ok(End::Closed);
-                    }
-                    continue;
                 }
                 Express::Response(res) => {
                     answers_leave_together().await;

@@ -16,7 +16,7 @@ use percent_encoding::percent_decode_str;
 use crate::body::{self, FileBody, FileSource, Source, Verify};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
-use crate::filestate::{FileState, FileStates};
+use crate::filestate::{FileState, FileStates, Vouched};
 use crate::fs::FileStamp;
 use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
 use crate::hashcache::{Digest, HashCache, HashError, Hashed};
@@ -163,7 +163,10 @@ async fn serve(
         // as on the HTTP/1.1 fast path: requests read together share one
         // revalidation (HTTP/2 streams, and what that path leaves to us)
         let seen = app.files.read_ticket(raw_path).await;
-        if let Some((state, first_range)) = app.files.get_reading(raw_path, want, Some(seen)) {
+        if let Some((state, first_range)) =
+            app.files
+                .get_reading(raw_path, want, Some(seen), Vouched::ReadAhead)
+        {
             let headers = &req.headers;
             return serve_file(
                 app,
@@ -705,15 +708,19 @@ pub(crate) fn express<'a>(
         (FileMethod::Get, RangeHeader::Value(v)) => range::lone_spec(v),
         _ => None,
     };
-    let (file, first_range) = match app.files.get_reading(pq.path(), want, seen) {
-        Some(hit) => hit,
-        None => match open_now(app, pq.path(), want()) {
-            OpenNow::File(file, first_range) => (file, first_range),
-            // what `serve` answers a path that names nothing it serves
-            OpenNow::NotFound => return Express::Response(HttpError::NotFound.into_response()),
-            OpenNow::Declined => return Express::Declined,
-        },
-    };
+    let (file, first_range) =
+        match app
+            .files
+            .get_reading(pq.path(), want, seen, Vouched::CallerReads)
+        {
+            Some(hit) => hit,
+            None => match open_now(app, pq.path(), want()) {
+                OpenNow::File(file, first_range) => (file, first_range),
+                // what `serve` answers a path that names nothing it serves
+                OpenNow::NotFound => return Express::Response(HttpError::NotFound.into_response()),
+                OpenNow::Declined => return Express::Declined,
+            },
+        };
     if file.racy_until.is_some() && file.prefetched.is_none() {
         return Express::Declined;
     }
