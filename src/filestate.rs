@@ -226,13 +226,23 @@ impl Doorkeeper {
     /// it is remembered now (and whatever held its slot forgotten).
     fn seen_again(&mut self, hash: u64) -> bool {
         let hash = hash | 1; // 0 is an empty slot
-        let slot = &mut self.slots[(hash >> 1) as usize & (self.slots.len() - 1)];
+        let slot = &mut self.slots[Self::slot_of(hash, self.slots.len())];
         if *slot == hash {
             *slot = 0;
             return true;
         }
         *slot = hash;
         false
+    }
+
+    /// What [`seen_again`](Self::seen_again) would say, remembering nothing.
+    fn would_see_again(&self, hash: u64) -> bool {
+        let hash = hash | 1;
+        self.slots[Self::slot_of(hash, self.slots.len())] == hash
+    }
+
+    fn slot_of(hash: u64, slots: usize) -> usize {
+        (hash >> 1) as usize & (slots - 1)
     }
 }
 
@@ -338,6 +348,24 @@ impl FileStates {
         }
         self.forget(key, &state);
         None
+    }
+
+    /// Whether a state for `key` inserted now would not be kept: the cache
+    /// is full (by entries, or by bytes before the state's own) and `key`
+    /// was not turned away before. A hint that changes nothing (the next
+    /// [`insert`](Self::insert) decides, and remembers `key`): a caller may
+    /// then skip what only a kept state needs (a small file's bytes).
+    pub fn turns_away(&self, key: &str) -> bool {
+        if self.max_entries == 0 {
+            return true;
+        }
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let full = inner.map.len() >= self.max_entries - self.max_entries / 8
+            || inner.bytes > self.max_bytes - self.max_bytes / 8;
+        full && !inner.map.contains_key(key) && {
+            let hash = inner.map.hasher().hash_one(key);
+            !inner.doorkeeper.would_see_again(hash)
+        }
     }
 
     /// Remember `state` for `key`, evicting the least recently used entries
@@ -737,10 +765,15 @@ mod tests {
         let cache = FileStates::new(8, 1 << 20);
         // room for 7 (an eviction leaves 7/8 of the bound): kept at once
         for i in 0..7 {
+            assert!(!cache.turns_away(&format!("/{i}")), "room for /{i}");
             cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
             assert!(cache.get(&format!("/{i}")).is_some(), "/{i} kept");
         }
         // full: the first asking is served, not kept; nothing is evicted
+        // (`turns_away` says so beforehand, and changes nothing)
+        assert!(cache.turns_away("/new"));
+        assert!(cache.turns_away("/new"), "asking is not being turned away");
+        assert!(!cache.turns_away("/3"), "a kept path is replaced");
         let served = cache.insert("/new", state(dir.path(), "new", 10));
         assert_eq!(&served.prefetched.as_ref().unwrap().bytes[..], &[7u8; 10]);
         assert!(cache.get("/new").is_none());
@@ -749,6 +782,7 @@ mod tests {
             assert!(cache.get(&format!("/{i}")).is_some(), "/{i} still kept");
         }
         // the second is kept, within the bound
+        assert!(!cache.turns_away("/new"), "turned away once: kept next");
         cache.insert("/new", state(dir.path(), "new", 10));
         assert!(cache.get("/new").is_some());
         assert!(cache.usage().0 <= 8);
@@ -760,6 +794,8 @@ mod tests {
         for i in 0..7 {
             cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 10));
         }
+        // (a state holding no bytes would still fit: the hint says so)
+        assert!(!cache.turns_away("/b"), "70 bytes: at 7/8 of 80, not above");
         cache.insert("/b", state(dir.path(), "b", 10));
         assert!(
             cache.get("/b").is_none(),
@@ -768,5 +804,8 @@ mod tests {
         cache.insert("/b", state(dir.path(), "b", 10));
         assert!(cache.get("/b").is_some());
         assert!(cache.usage().1 <= 80);
+        // above 7/8 of the bytes: a new path is turned away whatever it holds
+        assert_eq!(cache.usage().1, 80);
+        assert!(cache.turns_away("/c"));
     }
 }

@@ -209,6 +209,18 @@ enum Walk {
     Cached,
 }
 
+/// What an open reads with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadWithOpen {
+    /// What [`prefetch_window`] says for this range-spec: a small file
+    /// whole (it is held, and served from those bytes), or a large one's
+    /// small first range.
+    Window(Option<RangeSpec>),
+    /// Nothing: the body reads what it sends, after the head (a file whose
+    /// state the file-state cache will not keep, whose digest is known).
+    Nothing,
+}
+
 /// Files up to this size may be opened, read whole and hashed inline on an
 /// async worker by [`Root::resolve_cached`]: hashing 64 KiB takes tens of
 /// microseconds, a blocking-pool round trip about as long plus two context
@@ -354,7 +366,13 @@ impl Root {
             match self.open_beneath(path, Walk::Blocking) {
                 Beneath::File(handle, meta) => {
                     let joined = path.joined_to(&self.canonical);
-                    return match OpenFile::from_handle(handle, meta, joined, want, Walk::Blocking) {
+                    return match OpenFile::from_handle(
+                        handle,
+                        meta,
+                        joined,
+                        ReadWithOpen::Window(want),
+                        Walk::Blocking,
+                    ) {
                         Ok(Some(f)) => Resolved::File(f),
                         _ => Resolved::NotFound,
                     };
@@ -374,7 +392,7 @@ impl Root {
     /// [`INLINE_SMALL_MAX`] without a small first range). The same kernel
     /// confinement as the blocking path (`RESOLVE_BENEATH`, no symlinks
     /// unless hidden entries are served) applies.
-    pub fn resolve_cached(&self, path: &RequestPath, want: Option<RangeSpec>) -> Option<Resolved> {
+    pub fn resolve_cached(&self, path: &RequestPath, read: ReadWithOpen) -> Option<Resolved> {
         if !self.access.hidden && path.is_hidden() {
             return Some(Resolved::NotFound);
         }
@@ -384,7 +402,7 @@ impl Root {
         match self.open_beneath(path, Walk::Cached) {
             Beneath::File(handle, meta) => {
                 let joined = path.joined_to(&self.canonical);
-                match OpenFile::from_handle(handle, meta, joined, want, Walk::Cached) {
+                match OpenFile::from_handle(handle, meta, joined, read, Walk::Cached) {
                     Ok(Some(f)) => Some(Resolved::File(f)),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
                     _ => Some(Resolved::NotFound),
@@ -562,7 +580,13 @@ impl OpenFile {
             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
             .open(path)?;
         let meta = handle.metadata()?;
-        OpenFile::from_handle(handle, meta, path.to_path_buf(), want, Walk::Blocking)
+        OpenFile::from_handle(
+            handle,
+            meta,
+            path.to_path_buf(),
+            ReadWithOpen::Window(want),
+            Walk::Blocking,
+        )
     }
 
     /// Open for reading the file behind an `O_PATH` `handle` whose metadata
@@ -573,7 +597,7 @@ impl OpenFile {
         handle: File,
         checked: Metadata,
         path: PathBuf,
-        want: Option<RangeSpec>,
+        read: ReadWithOpen,
         walk: Walk,
     ) -> io::Result<Option<OpenFile>> {
         if walk == Walk::Cached && checked.size() > INLINE_SMALL_MAX && checked.size() <= SMALL_MAX
@@ -584,43 +608,56 @@ impl OpenFile {
             return Ok(None);
         };
         drop(handle);
-        let stamp = FileStamp::of(&meta);
-        let mut whole = false;
-        let prefetched = match prefetch_window(stamp.size, want) {
-            Some((offset, len)) => {
-                let mut buf = vec![0u8; len as usize];
-                match walk {
-                    Walk::Blocking => file.read_exact_at(&mut buf, offset)?,
-                    Walk::Cached => read_exact_cached(&file, &mut buf, offset)?,
-                }
-                if offset == 0 && len == stamp.size {
-                    // A small file read whole: it is served from this buffer
-                    // (whose length the headers announce); the caller takes
-                    // its digest from these very bytes, or from the hash
-                    // cache after checking the stamp (see `OpenFile::whole`).
-                    whole = true;
-                    Some(Prefetched {
-                        offset,
-                        bytes: Bytes::from(buf),
-                    })
-                } else {
-                    // unchanged since the open: the bytes are this stamp's version
-                    (FileStamp::of(&file.metadata()?) == stamp).then(|| Prefetched {
-                        offset,
-                        bytes: Bytes::from(buf),
-                    })
-                }
-            }
-            None => None,
-        };
-        Ok(Some(OpenFile {
-            stamp,
+        let mut opened = OpenFile {
+            stamp: FileStamp::of(&meta),
             modified: meta.modified()?,
             file: Arc::new(file),
             path,
-            prefetched,
-            whole,
-        }))
+            prefetched: None,
+            whole: false,
+        };
+        if let ReadWithOpen::Window(want) = read {
+            opened.read_ahead(want, walk)?;
+        }
+        Ok(Some(opened))
+    }
+
+    /// Read what [`prefetch_window`] says for `want`, as an open with
+    /// [`ReadWithOpen::Window`] does: for a file opened with
+    /// [`ReadWithOpen::Nothing`] that turns out to need its bytes after
+    /// all (a small file whose digest is not known). From the page cache
+    /// only: an `ErrorKind::WouldBlock` error when some page is not cached.
+    pub fn read_ahead_cached(&mut self, want: Option<RangeSpec>) -> io::Result<()> {
+        self.read_ahead(want, Walk::Cached)
+    }
+
+    fn read_ahead(&mut self, want: Option<RangeSpec>, walk: Walk) -> io::Result<()> {
+        let Some((offset, len)) = prefetch_window(self.stamp.size, want) else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; len as usize];
+        match walk {
+            Walk::Blocking => self.file.read_exact_at(&mut buf, offset)?,
+            Walk::Cached => read_exact_cached(&self.file, &mut buf, offset)?,
+        }
+        if offset == 0 && len == self.stamp.size {
+            // A small file read whole: it is served from this buffer
+            // (whose length the headers announce); the caller takes
+            // its digest from these very bytes, or from the hash
+            // cache after checking the stamp (see `OpenFile::whole`).
+            self.whole = true;
+            self.prefetched = Some(Prefetched {
+                offset,
+                bytes: Bytes::from(buf),
+            });
+        } else if FileStamp::of(&self.file.metadata()?) == self.stamp {
+            // unchanged since the open: the bytes are this stamp's version
+            self.prefetched = Some(Prefetched {
+                offset,
+                bytes: Bytes::from(buf),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -790,10 +827,12 @@ mod tests {
         }
         if !root.inline {
             // e.g. a temp dir on NFS: everything goes to the pool
-            assert!(root.resolve_cached(&req("/small.txt"), None).is_none());
+            assert!(root
+                .resolve_cached(&req("/small.txt"), ReadWithOpen::Window(None))
+                .is_none());
             return;
         }
-        match root.resolve_cached(&req("/small.txt"), None) {
+        match root.resolve_cached(&req("/small.txt"), ReadWithOpen::Window(None)) {
             Some(Resolved::File(f)) => {
                 let Resolved::File(slow) = root.resolve(&req("/small.txt"), None) else {
                     panic!("the blocking path finds it too")
@@ -806,18 +845,24 @@ mod tests {
             other => panic!("a cached small file is opened inline: {other:?}"),
         }
         assert!(matches!(
-            root.resolve_cached(&req("/nope"), None),
+            root.resolve_cached(&req("/nope"), ReadWithOpen::Window(None)),
             Some(Resolved::NotFound)
         ));
         assert!(matches!(
-            root.resolve_cached(&req("/.env"), None),
+            root.resolve_cached(&req("/.env"), ReadWithOpen::Window(None)),
             Some(Resolved::NotFound)
         ));
         // too big to hash inline; a directory; a symlink (the slow path
         // checks where it leads): all left to the pool
-        assert!(root.resolve_cached(&req("/mid.bin"), None).is_none());
-        assert!(root.resolve_cached(&req("/sub"), None).is_none());
-        assert!(root.resolve_cached(&req("/link"), None).is_none());
+        assert!(root
+            .resolve_cached(&req("/mid.bin"), ReadWithOpen::Window(None))
+            .is_none());
+        assert!(root
+            .resolve_cached(&req("/sub"), ReadWithOpen::Window(None))
+            .is_none());
+        assert!(root
+            .resolve_cached(&req("/link"), ReadWithOpen::Window(None))
+            .is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
 use crate::filestate::{FileState, FileStates, Vouched};
 use crate::fs::FileStamp;
-use crate::fs::{decode_path, OpenFile, Prefetched, RequestPath, Resolved, Root};
+use crate::fs::{decode_path, OpenFile, Prefetched, ReadWithOpen, RequestPath, Resolved, Root};
 use crate::hashcache::{Digest, HashCache, HashError, Hashed};
 use crate::listing;
 use crate::origin::state::ObjectStates;
@@ -260,7 +260,7 @@ async fn resolve(
     // Most opens find everything in the kernel's caches: done inline, they
     // save a blocking-pool round trip and its two context switches.
     if let Backend::Dir(root) = &app.backend {
-        if let Some(resolved) = root.resolve_cached(&path, want) {
+        if let Some(resolved) = root.resolve_cached(&path, ReadWithOpen::Window(want)) {
             return Ok(resolved);
         }
     }
@@ -762,13 +762,31 @@ fn open_now(app: &App, raw_path: &str, want: Option<RangeSpec>) -> OpenNow {
     if refused(app, &path).is_some() || path.trailing_slash {
         return OpenNow::Declined;
     }
-    let file = match root.resolve_cached(&path, want) {
+    // A state the cache will not keep needs no bytes read with the open
+    // when its digest is known: the body reads them after the head,
+    // straight into the answer, checked as any body read is.
+    let read = match app.files.turns_away(raw_path) {
+        true => ReadWithOpen::Nothing,
+        false => ReadWithOpen::Window(want),
+    };
+    let mut file = match root.resolve_cached(&path, read) {
         Some(Resolved::File(file)) => file,
         Some(Resolved::NotFound) => return OpenNow::NotFound,
         _ => return OpenNow::Declined,
     };
-    let Ok(Some(hashed)) = digest_now(app, &file) else {
-        return OpenNow::Declined;
+    let hashed = match digest_now(app, &file) {
+        Ok(Some(hashed)) => hashed,
+        // a small file's digest is made from its bytes: read them now
+        Ok(None) if read == ReadWithOpen::Nothing && file.stamp.size <= crate::fs::SMALL_MAX => {
+            if file.read_ahead_cached(want).is_err() {
+                return OpenNow::Declined;
+            }
+            match digest_now(app, &file) {
+                Ok(Some(hashed)) => hashed,
+                _ => return OpenNow::Declined,
+            }
+        }
+        _ => return OpenNow::Declined,
     };
     match state_of(app, &path, file, hashed) {
         Some((state, first_range)) => OpenNow::File(app.files.insert(raw_path, state), first_range),
