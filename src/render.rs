@@ -609,11 +609,10 @@ pub fn new_boundary() -> String {
         h.write_u64(salt);
         let bits = h.finish();
         // 16 hex digits, most significant first (no `format!` per response)
-        out.extend(
-            (0..16).rev().map(|i| {
-                char::from_digit(((bits >> (i * 4)) & 0xf) as u32, 16).expect("a hex digit")
-            }),
-        );
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for i in (0..16).rev() {
+            out.push(char::from(HEX[((bits >> (i * 4)) & 0xf) as usize]));
+        }
     }
     out
 }
@@ -624,6 +623,25 @@ mod tests {
     use crate::h1::{encode_head, BodyLen};
     use bytes::Bytes;
     use http_body_util::BodyExt as _;
+
+    /// A boundary is 32 lowercase hex digits (a valid RFC 2046 boundary
+    /// that cannot occur by chance), fresh for each response.
+    #[test]
+    fn boundaries_are_32_hex_digits_and_fresh() {
+        let seen: std::collections::HashSet<String> = (0..1000)
+            .map(|_| {
+                let b = new_boundary();
+                assert_eq!(b.len(), 32, "{b}");
+                assert!(
+                    b.bytes()
+                        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+                    "{b}"
+                );
+                b
+            })
+            .collect();
+        assert_eq!(seen.len(), 1000);
+    }
 
     fn repr(bytes: &'static [u8], rendered: &Arc<Rendered>) -> Representation {
         Representation {

@@ -140,12 +140,22 @@ fn parse_spec(s: &[u8]) -> Result<RangeSpec, RangeParseError> {
 
 /// `1*DIGIT`, saturating at `u64::MAX` (the grammar puts no bound on digits).
 fn parse_digits(s: &[u8]) -> Result<u64, RangeParseError> {
-    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+    if s.is_empty() {
         return Err(RangeParseError::Malformed);
     }
-    Ok(s.iter().fold(0u64, |acc, &b| {
-        acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-    }))
+    // one pass; 19 digits always fit a u64, so only longer ones saturate
+    let mut n = 0u64;
+    for (i, &b) in s.iter().enumerate() {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(RangeParseError::Malformed);
+        }
+        n = match i < 19 {
+            true => n * 10 + u64::from(digit),
+            false => n.saturating_mul(10).saturating_add(u64::from(digit)),
+        };
+    }
+    Ok(n)
 }
 
 /// A satisfiable byte range, resolved against a length: `start..=end`, never empty.
@@ -598,6 +608,10 @@ mod tests {
             ("overflow first-pos", "bytes=99999999999999999999999-", Ok(vec![from(u64::MAX)])),
             ("overflow last-pos", "bytes=0-99999999999999999999999", Ok(vec![ft(0, u64::MAX)])),
             ("overflow suffix", "bytes=-99999999999999999999999", Ok(vec![Suffix(u64::MAX)])),
+            ("u64::MAX exactly", "bytes=18446744073709551615-", Ok(vec![from(u64::MAX)])),
+            ("u64::MAX + 1 saturates", "bytes=18446744073709551616-", Ok(vec![from(u64::MAX)])),
+            ("19 nines fit", "bytes=9999999999999999999-", Ok(vec![from(9_999_999_999_999_999_999)])),
+            ("leading zeros", "bytes=000000000000000000000000042-", Ok(vec![from(42)])),
             ("leading zeros", "bytes=007-010", Ok(vec![ft(7, 10)])),
             // invalid: 14.2 says ignore (200)
             ("other unit", "items=0-1", Err(UnknownUnit)),
