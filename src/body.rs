@@ -600,38 +600,60 @@ mod tests {
         FileBody::new(Source::File(source), multipart(parts))
     }
 
-    /// A multipart body's parts are read together and sent only if one
-    /// `fstat` after the reads finds the version the headers name: no part is
-    /// read ahead with a check of its own (`range::lone_spec`), so that check
-    /// is all that stands between a rewrite and wrong bytes.
-    #[tokio::test]
-    async fn parts_read_together_are_sent_only_if_still_the_version() {
+    /// A file of 300,000 known bytes, open, with its stamp.
+    fn test_file() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Vec<u8>,
+        Arc<File>,
+        FileStamp,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         let file = Arc::new(File::open(&path).unwrap());
         let stamp = FileStamp::of(&file.metadata().unwrap());
-        let parts = [(0, 99), (200_000, 200_099)];
+        (dir, path, data, file, stamp)
+    }
 
-        let mut want = Vec::new();
-        for &(start, end) in &parts {
+    /// `prefix`, then the multipart body of `parts` of `data` as
+    /// [`multipart`] frames it.
+    fn framed(prefix: &[u8], data: &[u8], parts: &[(u64, u64)]) -> Vec<u8> {
+        let mut want = prefix.to_vec();
+        for &(start, end) in parts {
             want.extend_from_slice(b"--b\r\n\r\n");
             want.extend_from_slice(&data[start as usize..=end as usize]);
         }
         want.extend_from_slice(b"\r\n--b--\r\n");
-        let mut unchanged = body(&file, &path, stamp, &parts);
-        let frame = unchanged.frame().await.unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap(), want, "one frame, every part");
-        assert!(unchanged.frame().await.is_none());
+        want
+    }
 
-        // rewritten in place, same size, after the headers were made: a
-        // stamp that cannot equal the old one (coarse clocks aside)
-        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    /// Rewrite `path` in place, same size, after the headers were made: a
+    /// stamp that cannot equal the old one (coarse clocks aside).
+    fn rewrite_in_place(path: &Path) {
+        let writer = std::fs::OpenOptions::new().write(true).open(path).unwrap();
         writer.write_all_at(b"other bytes", 200_010).unwrap();
         writer
             .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
             .unwrap();
+    }
+
+    /// A multipart body's parts are read together and sent only if one
+    /// `fstat` after the reads finds the version the headers name: no part is
+    /// read ahead with a check of its own (`range::lone_spec`), so that check
+    /// is all that stands between a rewrite and wrong bytes.
+    #[tokio::test]
+    async fn parts_read_together_are_sent_only_if_still_the_version() {
+        let (_dir, path, data, file, stamp) = test_file();
+        let parts = [(0, 99), (200_000, 200_099)];
+        let mut unchanged = body(&file, &path, stamp, &parts);
+        let frame = unchanged.frame().await.unwrap().unwrap();
+        let want = framed(b"", &data, &parts);
+        assert_eq!(frame.into_data().unwrap(), want, "one frame, every part");
+        assert!(unchanged.frame().await.is_none());
+
+        rewrite_in_place(&path);
         let mut changed = body(&file, &path, stamp, &parts);
         let err = changed.frame().await.unwrap().unwrap_err();
         assert!(err.to_string().contains("changed"), "{err}");
@@ -644,25 +666,13 @@ mod tests {
     /// goes out) and the body is spent with an error.
     #[test]
     fn a_body_gathered_into_the_head_s_buffer_is_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
-        let file = Arc::new(File::open(&path).unwrap());
-        let stamp = FileStamp::of(&file.metadata().unwrap());
-
+        let (_dir, path, data, file, stamp) = test_file();
         // one part, as a single-range answer reads it, and several
         for parts in [&[(5, 4100)][..], &[(0, 99), (200_000, 200_099)][..]] {
-            let mut want = b"HEAD\r\n\r\n".to_vec();
-            for &(start, end) in parts {
-                want.extend_from_slice(b"--b\r\n\r\n");
-                want.extend_from_slice(&data[start as usize..=end as usize]);
-            }
-            want.extend_from_slice(b"\r\n--b--\r\n");
             let mut out = b"HEAD\r\n\r\n".to_vec();
             let mut gathered = body(&file, &path, stamp, parts);
             assert!(matches!(gathered.gather_into(&mut out), Some(Ok(()))));
-            assert_eq!(out, want, "{parts:?}");
+            assert_eq!(out, framed(b"HEAD\r\n\r\n", &data, parts), "{parts:?}");
             assert_eq!(gathered.len(), 0, "spent");
         }
 
@@ -673,12 +683,7 @@ mod tests {
         assert_eq!(out, b"HEAD");
         assert_eq!(big.len(), 100_001 + 7 + 9, "untouched");
 
-        // rewritten in place after the head was made
-        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        writer.write_all_at(b"other bytes", 200_010).unwrap();
-        writer
-            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
-            .unwrap();
+        rewrite_in_place(&path);
         let mut out = b"HEAD".to_vec();
         let mut changed = body(&file, &path, stamp, &[(0, 99), (200_000, 200_099)]);
         let err = changed.gather_into(&mut out).unwrap().unwrap_err();
