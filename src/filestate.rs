@@ -26,7 +26,9 @@
 //! one when a revalidating `stat` begins, from one counter; a `stat` that
 //! found the entry unchanged vouches for every request whose ticket is
 //! older than its own (a hit that read bytes of a large file checks them
-//! with an `fstat` of its descriptor after the read). Under load, a
+//! with an `fstat` of its descriptor after the read; the HTTP/1.1 fast
+//! path reads nothing ahead then, [`Vouched::CallerReads`]: its body reads
+//! the range after the head, with that `fstat` after). Under load, a
 //! request for an entry revalidated within the last [`SHARE_WINDOW`] waits
 //! once behind the tasks already queued ([`FileStates::read_ticket`]; the
 //! HTTP/1.1 fast path and the service's hit both do), so the requests read
@@ -44,7 +46,9 @@
 //! tree larger than the cache, a file asked for once would otherwise evict
 //! one that is asked for again, and pay for an entry, its eviction and
 //! its cold frees on top of the open every miss makes anyway. An entry not
-//! kept is served all the same, then dropped with its request.
+//! kept is served all the same, then dropped with its request; a caller
+//! that asks beforehand ([`FileStates::turns_away`]) can open such a file
+//! without reading it (its body reads the bytes after the head).
 
 use std::collections::HashMap;
 use std::ffi::CString;
