@@ -2,7 +2,7 @@
 # User-space instructions per request, counted by valgrind (callgrind), for
 # the warm scenarios S1 (1 KiB GET), S2 (random 4 KiB range), S3 (4-part
 # multi-range) and S5 (If-None-Match -> 304). Unlike req/s on a shared VM
-# (which moves by 5-10 % between rounds), the count repeats within about 1 %,
+# (which moves by 5-10 % between rounds), the count repeats within 1-3 %,
 # so it shows the effect of a change to the request path that wall-clock
 # rounds cannot resolve. It counts only what runs in the server's process
 # (the kernel's share is not in it) and counts each byte of a `rep movs` /
