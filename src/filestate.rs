@@ -364,12 +364,18 @@ impl FileStates {
             return true;
         }
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let full = inner.map.len() >= self.max_entries - self.max_entries / 8
-            || inner.bytes > self.max_bytes - self.max_bytes / 8;
-        full && !inner.map.contains_key(key) && {
+        self.full(&inner, 0) && !inner.map.contains_key(key) && {
             let hash = inner.map.hasher().hash_one(key);
             !inner.doorkeeper.would_see_again(hash)
         }
+    }
+
+    /// Whether the cache is full for a new state holding `held` bytes: at
+    /// or above the level an eviction leaves (7/8 of a bound), in entries or
+    /// in bytes.
+    fn full(&self, inner: &Inner, held: u64) -> bool {
+        inner.map.len() >= self.max_entries - self.max_entries / 8
+            || inner.bytes + held > self.max_bytes - self.max_bytes / 8
     }
 
     /// Remember `state` for `key`, evicting the least recently used entries
@@ -383,10 +389,7 @@ impl FileStates {
             return state;
         }
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        // full: at or above the level an eviction leaves (7/8 of a bound)
-        let full = inner.map.len() >= self.max_entries - self.max_entries / 8
-            || inner.bytes + state.held_bytes() > self.max_bytes - self.max_bytes / 8;
-        if full && !inner.map.contains_key(key) {
+        if self.full(&inner, state.held_bytes()) && !inner.map.contains_key(key) {
             let hash = inner.map.hasher().hash_one(key);
             if !inner.doorkeeper.seen_again(hash) {
                 return state;

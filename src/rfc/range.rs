@@ -61,8 +61,7 @@ pub enum RangeParseError {
 /// ]));
 /// ```
 pub fn parse(value: &str) -> Result<Vec<RangeSpec>, RangeParseError> {
-    let set = byte_range_set(value).ok_or(RangeParseError::MissingEquals)?;
-    let set = set.map_err(|()| RangeParseError::UnknownUnit)?;
+    let set = byte_range_set(value)?;
     let mut specs = Vec::new();
     for element in elements(set) {
         specs.push(parse_spec(element)?);
@@ -80,7 +79,7 @@ pub fn parse(value: &str) -> Result<Vec<RangeSpec>, RangeParseError> {
 /// (`FileBody::gather_cached`), where a part read ahead would need a check
 /// of its own. No allocation.
 pub fn lone_spec(value: &str) -> Option<RangeSpec> {
-    let mut elements = elements(byte_range_set(value)?.ok()?);
+    let mut elements = elements(byte_range_set(value).ok()?);
     let element = elements.next()?;
     if elements.next().is_some() {
         return None;
@@ -91,14 +90,14 @@ pub fn lone_spec(value: &str) -> Option<RangeSpec> {
 // The grammar is ASCII: it is parsed as bytes (no UTF-8 decoding, and a
 // delimiter found by a plain loop: these values are a few dozen bytes).
 
-/// What follows `bytes=` in a Range value: `None` without `=`, `Err` for
-/// another unit.
-fn byte_range_set(value: &str) -> Option<Result<&[u8], ()>> {
-    let (unit, set) = split_at_byte(value.as_bytes(), b'=')?;
-    Some(match trim_ows(unit).eq_ignore_ascii_case(b"bytes") {
+/// What follows `bytes=` in a Range value.
+fn byte_range_set(value: &str) -> Result<&[u8], RangeParseError> {
+    let (unit, set) =
+        split_at_byte(value.as_bytes(), b'=').ok_or(RangeParseError::MissingEquals)?;
+    match trim_ows(unit).eq_ignore_ascii_case(b"bytes") {
         true => Ok(set),
-        false => Err(()),
-    })
+        false => Err(RangeParseError::UnknownUnit),
+    }
 }
 
 /// The list's elements, without their optional whitespace; empty elements
@@ -114,8 +113,11 @@ fn split_at_byte(s: &[u8], delimiter: u8) -> Option<(&[u8], &[u8])> {
     Some((&s[..at], &s[at + 1..]))
 }
 
+/// Optional whitespace (RFC 9110 5.6.3): SP and HTAB.
+const OWS: [char; 2] = [' ', '\t'];
+
 fn trim_ows(s: &[u8]) -> &[u8] {
-    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let is_ows = |b: &u8| OWS.contains(&char::from(*b));
     let start = s.iter().position(|b| !is_ows(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
     &s[start..end]
@@ -354,7 +356,7 @@ impl ContentRange {
     /// ```
     pub fn parse(value: &str) -> Result<ContentRange, ContentRangeError> {
         use ContentRangeError::*;
-        let value = value.trim_matches([' ', '\t']);
+        let value = value.trim_matches(OWS);
         let (unit, rest) = value.split_once(' ').ok_or(Malformed)?;
         if !unit.eq_ignore_ascii_case("bytes") {
             return Err(UnknownUnit);
