@@ -370,6 +370,27 @@ impl FileStates {
         }
     }
 
+    /// What [`insert`](Self::insert) would do with a state for `key` that
+    /// holds no bytes, without the state: `true` if it would be turned away,
+    /// and then `key` is remembered as insert remembers it. `false`: insert
+    /// would keep it (the caller makes the state and inserts it).
+    pub fn turn_away(&self, key: &str) -> bool {
+        if self.max_entries == 0 {
+            return true;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.full(&inner, 0) || inner.map.contains_key(key) {
+            return false;
+        }
+        let hash = inner.map.hasher().hash_one(key);
+        if inner.doorkeeper.would_see_again(hash) {
+            // seen again: insert keeps it (and clears its slot then)
+            return false;
+        }
+        inner.doorkeeper.seen_again(hash);
+        true
+    }
+
     /// Whether the cache is full for a new state holding `held` bytes: at
     /// or above the level an eviction leaves (7/8 of a bound), in entries or
     /// in bytes.
@@ -814,5 +835,36 @@ mod tests {
         // above 7/8 of the bytes: a new path is turned away whatever it holds
         assert_eq!(cache.usage().1, 80);
         assert!(cache.turns_away("/c"));
+    }
+
+    #[test]
+    fn turning_away_without_a_state_is_what_insert_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileStates::new(8, 1 << 20);
+        for i in 0..7 {
+            // room: insert would keep it
+            assert!(!cache.turn_away(&format!("/{i}")), "room for /{i}");
+            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 0));
+        }
+        assert!(!cache.turn_away("/3"), "a kept path is replaced");
+        // full: turned away, and remembered as insert remembers it
+        assert!(cache.turn_away("/new"));
+        assert!(cache.get("/new").is_none());
+        assert_eq!(cache.usage().0, 7);
+        assert!(!cache.turns_away("/new"), "remembered");
+        // told it would be kept, insert keeps it
+        assert!(!cache.turn_away("/new"));
+        cache.insert("/new", state(dir.path(), "new", 0));
+        assert!(cache.get("/new").is_some());
+        // turned away by insert, then not by turn_away: the same memory
+        let cache = FileStates::new(8, 1 << 20);
+        for i in 0..7 {
+            cache.insert(&format!("/{i}"), state(dir.path(), &i.to_string(), 0));
+        }
+        cache.insert("/x", state(dir.path(), "x", 0));
+        assert!(cache.get("/x").is_none());
+        assert!(!cache.turn_away("/x"));
+        // a disabled cache turns everything away
+        assert!(FileStates::new(0, 0).turn_away("/a"));
     }
 }

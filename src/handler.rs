@@ -637,23 +637,64 @@ fn file_repr(
     first_range: Option<Prefetched>,
     ctx: &ResponseCtx,
 ) -> Representation {
+    let source = FileSource {
+        file: Arc::clone(&file.file),
+        path: Arc::clone(&file.real),
+        stamp: file.stamp,
+        xor: 0,
+        prefetched: file.prefetched.clone().or(first_range),
+        verify: None,
+    };
+    let etag = file.rendered.etag().clone();
+    let rendered = Some(Arc::clone(&file.rendered));
+    let content_type = file.content_type.clone();
+    representation(
+        source,
+        content_type,
+        file.modified,
+        file.digest,
+        etag,
+        rendered,
+        ctx,
+    )
+}
+
+/// [`file_repr`] of a file opened for one answer, whose state is not kept:
+/// no values rendered ahead ([`render::wire`] writes its head from these).
+fn passing_repr(file: OpenFile, digest: Digest, ctx: &ResponseCtx) -> Representation {
+    let content_type = content_type(&file.path);
+    let source = FileSource {
+        file: file.file,
+        path: Arc::new(file.path),
+        stamp: file.stamp,
+        xor: 0,
+        prefetched: file.prefetched,
+        verify: None,
+    };
+    let etag = crate::rfc::etag::EntityTag::from_sha256(&digest);
+    representation(source, content_type, file.modified, digest, etag, None, ctx)
+}
+
+/// A file's representation as the fast path answers it.
+fn representation(
+    source: FileSource,
+    content_type: Arc<str>,
+    modified: SystemTime,
+    digest: Digest,
+    etag: crate::rfc::etag::EntityTag,
+    rendered: Option<Arc<Rendered>>,
+    ctx: &ResponseCtx,
+) -> Representation {
     Representation {
-        content_type: file.content_type.clone(),
-        length: file.stamp.size,
+        content_type,
+        length: source.stamp.size,
         content_encoding: None,
-        etag: Some(file.rendered.etag().clone()),
+        etag: Some(etag),
         // never later than Date (RFC 9110 8.8.2.1), whole seconds as sent
-        last_modified: Some(whole_seconds(file.modified.min(ctx.now))),
-        digest: Some(file.digest),
-        rendered: Some(Arc::clone(&file.rendered)),
-        source: Source::File(FileSource {
-            file: Arc::clone(&file.file),
-            path: Arc::clone(&file.real),
-            stamp: file.stamp,
-            xor: 0,
-            prefetched: file.prefetched.clone().or(first_range),
-            verify: None,
-        }),
+        last_modified: Some(whole_seconds(modified.min(ctx.now))),
+        digest: Some(digest),
+        rendered,
+        source: Source::File(source),
     }
 }
 
@@ -700,38 +741,60 @@ pub(crate) fn express<'a>(
         return Express::Declined;
     }
     // the path as the full service reads it from the target
-    let Ok(pq) = axum::http::uri::PathAndQuery::try_from(target) else {
-        return Express::Declined;
+    let pq;
+    let path = match plain_path(target) {
+        true => target,
+        false => match axum::http::uri::PathAndQuery::try_from(target) {
+            Ok(parsed) => {
+                pq = parsed;
+                pq.path()
+            }
+            Err(_) => return Express::Declined,
+        },
     };
     let facts = facts_of(method, headers);
     let want = || match (method, facts.range) {
         (FileMethod::Get, RangeHeader::Value(v)) => range::lone_spec(v),
         _ => None,
     };
-    let (file, first_range) =
-        match app
-            .files
-            .get_reading(pq.path(), want, seen, Vouched::CallerReads)
-        {
-            Some(hit) => hit,
-            None => match open_now(app, pq.path(), want()) {
-                OpenNow::File(file, first_range) => (file, first_range),
-                // what `serve` answers a path that names nothing it serves
-                OpenNow::NotFound => return Express::Response(HttpError::NotFound.into_response()),
-                OpenNow::Declined => return Express::Declined,
-            },
-        };
-    if file.racy_until.is_some() && file.prefetched.is_none() {
-        return Express::Declined;
-    }
+    let hit = app
+        .files
+        .get_reading(path, want, seen, Vouched::CallerReads);
+    let opened = match hit {
+        Some(hit) => Ok(hit),
+        None => match open_now(app, path, want()) {
+            OpenNow::File(file, first_range) => Ok((file, first_range)),
+            OpenNow::Passing(file, digest) => Err((file, digest)),
+            // what `serve` answers a path that names nothing it serves
+            OpenNow::NotFound => return Express::Response(HttpError::NotFound.into_response()),
+            OpenNow::Declined => return Express::Declined,
+        },
+    };
     let ctx = response_ctx(app, None);
-    let repr = file_repr(&file, first_range, &ctx);
+    let repr = match opened {
+        Ok((file, _)) if file.racy_until.is_some() && file.prefetched.is_none() => {
+            return Express::Declined;
+        }
+        Ok((file, first_range)) => file_repr(&file, first_range, &ctx),
+        Err((file, digest)) => passing_repr(file, digest, &ctx),
+    };
     let plan = decide(app, &ctx, &facts, &repr);
-    log_ignored(&plan, pq.path());
+    log_ignored(&plan, path);
     match render::wire(&plan, method, repr, &ctx, out) {
         Ok((status, body)) => Express::Written(status, body),
         Err(repr) => Express::Response(render::render(&plan, method, repr, &ctx)),
     }
+}
+
+/// Whether a request target is a path alone, of characters that
+/// `PathAndQuery` takes as they are (RFC 3986 `pchar`s and `/`, no query):
+/// then it is its own path, with no parse and no copy. Any other target is
+/// parsed as the full service parses it.
+fn plain_path(target: &str) -> bool {
+    target.starts_with('/')
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@%".contains(&b))
 }
 
 /// Why a decoded path is never served as a file, if it is not: a hidden
@@ -788,6 +851,13 @@ fn open_now(app: &App, raw_path: &str, want: Option<RangeSpec>) -> OpenNow {
         }
         _ => return OpenNow::Declined,
     };
+    // A version the cache turns away needs no state: its answer is made
+    // from the open file and its digest (a racy digest needs the state's
+    // window, unless it is of the very bytes held).
+    let passing = read == ReadWithOpen::Nothing && (hashed.settled || file.whole);
+    if passing && app.files.turn_away(raw_path) {
+        return OpenNow::Passing(file, hashed.digest);
+    }
     match state_of(app, &path, file, hashed) {
         Some((state, first_range)) => OpenNow::File(app.files.insert(raw_path, state), first_range),
         None => OpenNow::Declined,
@@ -796,8 +866,11 @@ fn open_now(app: &App, raw_path: &str, want: Option<RangeSpec>) -> OpenNow {
 
 /// What [`open_now`] made of a path.
 enum OpenNow {
-    /// Opened and its state kept; the first range read with the open.
+    /// Opened and its state inserted; the first range read with the open.
     File(Arc<FileState>, Option<Prefetched>),
+    /// Opened, with this digest, for this answer only: the cache turned
+    /// its state away.
+    Passing(OpenFile, Digest),
     /// Missing, or not a regular file: [`serve`] answers it 404 too.
     NotFound,
     /// Anything else (a refused path, a directory, an open or a digest that
@@ -1105,6 +1178,30 @@ pub(crate) fn facts_of<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_target_is_the_path_that_path_and_query_reads() {
+        let plain = [
+            "/",
+            "/small.txt",
+            "/many/d42/f04242.bin",
+            "/a%20b/c%2Fd",
+            "/-._~!$&'()*+,;=:@",
+            "//double//slashes/",
+            "/caf%C3%A9",
+        ];
+        for target in plain {
+            assert!(plain_path(target), "{target}");
+            let pq = axum::http::uri::PathAndQuery::try_from(target).unwrap();
+            assert_eq!(pq.path(), target);
+        }
+        // a query, a fragment, other characters or no leading slash: parsed
+        for target in [
+            "/a?b=1", "/a?", "/a#frag", "*", "a/b", "/a\"b", "/a{b}", "/a|b", "/\u{e9}", "",
+        ] {
+            assert!(!plain_path(target), "{target}");
+        }
+    }
 
     #[test]
     fn content_types_are_mime_guess_essences_made_once() {

@@ -96,6 +96,41 @@ enum Hole {
     Type(usize),
 }
 
+/// What an answer fills in when its head is written from a version's lines.
+#[derive(Debug, Clone, Copy)]
+enum Fill {
+    Date,
+    Length,
+    /// The version's Content-Type (given), unless replaced (multipart).
+    Type,
+}
+
+/// Write header lines as [`crate::h1::encode_head`] writes them, except
+/// each answer's own values: `fill` writes (or marks the place of) the
+/// `Date`, `Content-Length` and `Content-Type` values. The one writer of
+/// header lines from a version's fields, whether kept ([`WireHead`]) or
+/// written straight into an answer.
+fn write_lines<'a, V: AsRef<[u8]>>(
+    fields: impl IntoIterator<Item = (&'a HeaderName, V)>,
+    out: &mut Vec<u8>,
+    mut fill: impl FnMut(&mut Vec<u8>, Fill, &[u8]),
+) {
+    for (name, value) in fields {
+        crate::h1::title_case(out, name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        if name == DATE {
+            fill(out, Fill::Date, b"");
+        } else if name == CONTENT_LENGTH {
+            fill(out, Fill::Length, b"");
+        } else if name == CONTENT_TYPE {
+            fill(out, Fill::Type, value.as_ref());
+        } else {
+            out.extend_from_slice(value.as_ref());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 impl WireHead {
     /// The lines of `map` as [`crate::h1::encode_head`] writes them, with
     /// holes for `Date`, `Content-Type` and `Content-Length` (`None` without
@@ -103,22 +138,17 @@ impl WireHead {
     fn of<'a>(fields: impl IntoIterator<Item = (&'a HeaderName, &'a HeaderValue)>) -> Option<Self> {
         let mut lines = Vec::with_capacity(512);
         let mut holes = Vec::with_capacity(3);
-        for (name, value) in fields {
-            crate::h1::title_case(&mut lines, name.as_str().as_bytes());
-            lines.extend_from_slice(b": ");
+        write_lines(fields, &mut lines, |lines, fill, value| {
             let at = lines.len();
-            if name == DATE {
-                holes.push((at, Hole::Date));
-            } else if name == CONTENT_LENGTH {
-                holes.push((at, Hole::Length));
-            } else {
-                lines.extend_from_slice(value.as_bytes());
-                if name == CONTENT_TYPE {
-                    holes.push((at, Hole::Type(lines.len())));
+            holes.push(match fill {
+                Fill::Date => (at, Hole::Date),
+                Fill::Length => (at, Hole::Length),
+                Fill::Type => {
+                    lines.extend_from_slice(value);
+                    (at, Hole::Type(lines.len()))
                 }
-            }
-            lines.extend_from_slice(b"\r\n");
-        }
+            });
+        });
         holes
             .iter()
             .any(|(_, h)| matches!(h, Hole::Date))
@@ -164,39 +194,18 @@ impl Rendered {
     /// slice of it: a file version costs a handful of allocations however
     /// many values it has (a miss, in S7, makes one of these per request).
     pub fn new(digest: Digest, content_type: Arc<str>, last_modified: SystemTime) -> Self {
-        use std::io::Write as _;
         let etag = EntityTag::from_sha256(&digest);
-        let mut buf = Vec::with_capacity(192 + content_type.len());
-        let mut value = |write: &mut dyn FnMut(&mut Vec<u8>)| {
-            let start = buf.len();
-            write(&mut buf);
-            start..buf.len()
-        };
-        let etag_at = value(&mut |b| {
-            b.push(b'"');
-            b.extend_from_slice(etag.opaque.as_bytes());
-            b.push(b'"');
-        });
-        let digest_at = value(&mut |b| {
-            let mut text = [0u8; 44];
-            let n = base64::engine::general_purpose::STANDARD
-                .encode_slice(digest, &mut text)
-                .expect("44 characters for 32 bytes");
-            b.extend_from_slice(b"sha-256=:");
-            b.extend_from_slice(&text[..n]);
-            b.push(b':');
-        });
-        let modified_at = value(&mut |b| {
-            write!(b, "{}", httpdate::HttpDate::from(last_modified)).expect("into memory");
-        });
-        let type_at = value(&mut |b| b.extend_from_slice(content_type.as_bytes()));
+        let values = Values::of(&etag, last_modified, &digest).expect("room for a SHA-256 tag");
+        let mut buf = Vec::with_capacity(values.len + content_type.len());
+        buf.extend_from_slice(&values.buf[..values.len]);
+        buf.extend_from_slice(content_type.as_bytes());
         let buf = bytes::Bytes::from(buf);
         let slice = |at: std::ops::Range<usize>| HeaderValue::from_maybe_shared(buf.slice(at));
         Rendered {
-            etag_value: slice(etag_at).expect("a quoted hex tag"),
-            digest_value: slice(digest_at).expect("ASCII"),
-            content_type_value: slice(type_at).ok(),
-            last_modified_value: slice(modified_at).expect("an HTTP date"),
+            etag_value: slice(values.etag.clone()).expect("a quoted hex tag"),
+            digest_value: slice(values.digest.clone()).expect("ASCII"),
+            content_type_value: slice(values.len..buf.len()).ok(),
+            last_modified_value: slice(values.modified.clone()).expect("an HTTP date"),
             etag,
             digest,
             content_type,
@@ -230,9 +239,7 @@ impl Rendered {
         (cc == cache_control).then(|| head.clone())
     }
 
-    /// The fields of [`head_for`](Self::head_for)'s head, in the order sent:
-    /// the one list that the head map (hyper's path) and the wire lines
-    /// (the fast path, which then needs no map) are both made from.
+    /// The fields of [`head_for`](Self::head_for)'s head, in the order sent.
     fn head_fields(
         &self,
         repr: &Representation,
@@ -242,18 +249,92 @@ impl Rendered {
         if !self.same(repr) {
             return None;
         }
-        Some([
-            // placeholders, filled per answer
-            (DATE, HeaderValue::from_static("-")),
-            (ETAG, self.etag_value.clone()),
-            (LAST_MODIFIED, self.last_modified_value.clone()),
-            (CACHE_CONTROL, cache_control.clone()),
-            (REPR_DIGEST.clone(), self.digest_value.clone()),
-            (ACCEPT_RANGES, HeaderValue::from_static("bytes")),
-            (CONTENT_TYPE, content_type.clone()),
-            // a placeholder too: a clone has no room to grow into
-            (CONTENT_LENGTH, HeaderValue::from_static("0")),
-        ])
+        Some(head_fields(
+            [
+                self.etag_value.clone(),
+                self.last_modified_value.clone(),
+                cache_control.clone(),
+                self.digest_value.clone(),
+                content_type.clone(),
+            ],
+            HeaderValue::from_static,
+        ))
+    }
+}
+
+/// The fields of a 200 or 206 head about one version, in the order sent,
+/// from its ETag, Last-Modified, Cache-Control, Repr-Digest and
+/// Content-Type values: the one list that the head map (hyper's path), the
+/// wire lines kept with a version and the lines written straight for a
+/// version not kept are all made from. `fixed` makes the rest: Date and
+/// Content-Length are placeholders, filled per answer (a clone has no room
+/// to grow into).
+fn head_fields<V>(values: [V; 5], fixed: impl Fn(&'static str) -> V) -> [(HeaderName, V); 8] {
+    let [etag, last_modified, cache_control, digest, content_type] = values;
+    [
+        (DATE, fixed("-")),
+        (ETAG, etag),
+        (LAST_MODIFIED, last_modified),
+        (CACHE_CONTROL, cache_control),
+        (REPR_DIGEST.clone(), digest),
+        (ACCEPT_RANGES, fixed("bytes")),
+        (CONTENT_TYPE, content_type),
+        (CONTENT_LENGTH, fixed("0")),
+    ]
+}
+
+/// The values rendered from one version (ETag, Last-Modified and
+/// Repr-Digest), side by side in one buffer: what [`Rendered`] keeps, and
+/// what a version that is not kept writes its head from, without
+/// allocating.
+struct Values {
+    buf: [u8; 192],
+    len: usize,
+    etag: std::ops::Range<usize>,
+    modified: std::ops::Range<usize>,
+    digest: std::ops::Range<usize>,
+}
+
+impl Values {
+    /// `None`: a tag too long for the buffer (a SHA-256 tag always fits).
+    fn of(etag: &EntityTag, last_modified: SystemTime, digest: &Digest) -> Option<Self> {
+        use std::io::Write as _;
+        let mut buf = [0u8; 192];
+        let room = buf.len();
+        let mut w = &mut buf[..];
+        let at = |w: &mut &mut [u8],
+                  write: &mut dyn FnMut(&mut &mut [u8]) -> std::io::Result<()>| {
+            let start = room - w.len();
+            write(w).ok().map(|()| start..room - w.len())
+        };
+        let etag = at(&mut w, &mut |w| {
+            if etag.weak {
+                w.write_all(b"W/")?;
+            }
+            w.write_all(b"\"")?;
+            w.write_all(etag.opaque.as_bytes())?;
+            w.write_all(b"\"")
+        })?;
+        let digest = at(&mut w, &mut |w| {
+            let mut text = [0u8; 44];
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(digest, &mut text)
+                .expect("44 characters for 32 bytes");
+            w.write_all(b"sha-256=:")?;
+            w.write_all(&text[..n])?;
+            w.write_all(b":")
+        })?;
+        let modified = at(&mut w, &mut |w| {
+            write!(w, "{}", httpdate::HttpDate::from(last_modified))
+        })?;
+        let len = room - w.len();
+        Some(Values {
+            buf,
+            len,
+            etag,
+            modified,
+            digest,
+        })
     }
 }
 
@@ -303,14 +384,15 @@ pub(crate) fn wire(
     ctx: &ResponseCtx,
     out: &mut Vec<u8>,
 ) -> Result<(StatusCode, Option<FileBody>), Representation> {
-    let Some(pre) = repr.rendered.clone() else {
-        return Err(repr);
-    };
     if matches!(repr.source, Source::Object(_)) {
         return Err(repr);
     }
+    let pre = repr.rendered.clone();
     if let ResponsePlan::NotModified = plan {
-        let Some(head) = pre.not_modified_for(&repr, ctx) else {
+        let Some(head) = pre
+            .as_deref()
+            .and_then(|pre| pre.not_modified_for(&repr, ctx))
+        else {
             return Err(repr);
         };
         out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\n");
@@ -321,16 +403,47 @@ pub(crate) fn wire(
     let Some(payload) = payload(plan, &repr, ctx) else {
         return Err(repr);
     };
-    let Some(head) = pre.wire_for(&repr, &ctx.cache_control) else {
-        return Err(repr);
+    // the version's lines as kept, or (a version not kept) its values
+    let lines = match &pre {
+        Some(pre) => match pre.wire_for(&repr, &ctx.cache_control) {
+            Some(head) => Ok(head),
+            None => return Err(repr),
+        },
+        None => match straight_values(&repr) {
+            Some(values) => Err(values),
+            None => return Err(repr),
+        },
     };
+    let content_type = repr.content_type;
     let body = FileBody::new(repr.source, payload.segments);
     out.extend_from_slice(match payload.status {
         StatusCode::OK => b"HTTP/1.1 200 OK\r\n".as_slice(),
         _ => b"HTTP/1.1 206 Partial Content\r\n",
     });
     let date = date_value(ctx.now);
-    head.write(&date, payload.multipart_type.as_deref(), body.len(), out);
+    let multipart_type = payload.multipart_type.as_deref();
+    match lines {
+        Ok(head) => head.write(&date, multipart_type, body.len(), out),
+        Err(v) => {
+            let values = [
+                &v.buf[v.etag.clone()],
+                &v.buf[v.modified.clone()],
+                ctx.cache_control.as_bytes(),
+                &v.buf[v.digest.clone()],
+                content_type.as_bytes(),
+            ];
+            let fields = head_fields::<&[u8]>(values, |s| s.as_bytes());
+            let fields = fields.iter().map(|(name, value)| (name, *value));
+            write_lines(fields, out, |out, fill, value| match fill {
+                Fill::Date => out.extend_from_slice(date.as_bytes()),
+                Fill::Length => out.extend_from_slice(Decimal::of(body.len()).as_bytes()),
+                Fill::Type => match multipart_type {
+                    Some(t) => out.extend_from_slice(t.as_bytes()),
+                    None => out.extend_from_slice(value),
+                },
+            });
+        }
+    }
     if let Some(content_range) = payload.content_range {
         out.extend_from_slice(b"Content-Range: ");
         content_range.write_value(|piece| out.extend_from_slice(piece));
@@ -342,6 +455,24 @@ pub(crate) fn wire(
         FileMethod::Head => None,
     };
     Ok((payload.status, body))
+}
+
+/// The values of a version with no [`Rendered`] (one that is not kept),
+/// if its head is the plain one: every validator sent, no encoding, a
+/// Content-Type that is a valid header value.
+fn straight_values(repr: &Representation) -> Option<Values> {
+    let plain_type = repr
+        .content_type
+        .bytes()
+        .all(|b| b == b'\t' || (32..127).contains(&b));
+    if !plain_type || repr.content_encoding.is_some() {
+        return None;
+    }
+    Values::of(
+        repr.etag.as_ref()?,
+        repr.last_modified?,
+        repr.digest.as_ref()?,
+    )
 }
 
 fn header_value(s: String) -> HeaderValue {
@@ -703,6 +834,13 @@ mod tests {
         assert!(r.content_type_value.is_none());
     }
 
+    fn other_cc(ctx: &ResponseCtx) -> ResponseCtx {
+        ResponseCtx {
+            cache_control: HeaderValue::from_static("max-age=60"),
+            ..ctx.clone()
+        }
+    }
+
     #[tokio::test]
     async fn the_wire_head_is_the_maps_head() {
         const BYTES: &[u8] = b"0123456789abcdef";
@@ -744,7 +882,53 @@ mod tests {
                     String::from_utf8_lossy(&mapped),
                     "{plan:?} {method:?}"
                 );
+                // a version not kept has no rendered values: its head is
+                // written straight from its values, the same bytes (and
+                // whatever the Cache-Control); a 304 is left to render
+                for ctx in [&ctx, &other_cc(&ctx)] {
+                    // (values rendered afresh for the other Cache-Control)
+                    let rendered = match ctx.cache_control == "no-cache" {
+                        true => Arc::clone(&rendered),
+                        false => Arc::new(Rendered::new(digest, "text/plain".into(), lm)),
+                    };
+                    let mut passing = repr(BYTES, &rendered);
+                    passing.rendered = None;
+                    let mut straight = Vec::new();
+                    let wrote = wire(plan, method, passing, ctx, &mut straight);
+                    if matches!(plan, ResponsePlan::NotModified) {
+                        assert!(wrote.is_err() && straight.is_empty());
+                        continue;
+                    }
+                    let (_, body) =
+                        wrote.unwrap_or_else(|_| panic!("{plan:?} is written straight"));
+                    if let Some(body) = body {
+                        straight.extend(body.collect().await.unwrap().to_bytes());
+                    }
+                    let mapped = via_map(plan, method, repr(BYTES, &rendered), ctx).await;
+                    assert_eq!(
+                        String::from_utf8_lossy(&straight),
+                        String::from_utf8_lossy(&mapped),
+                        "{plan:?} {method:?} straight"
+                    );
+                }
             }
+        }
+        // without a validator, with an encoding or a type no header may
+        // carry, a head is not written straight either
+        let full = ResponsePlan::Full { ignored: None };
+        let bends: [fn(&mut Representation); 4] = [
+            |r| r.etag = None,
+            |r| r.last_modified = None,
+            |r| r.content_encoding = Some("gzip"),
+            |r| r.content_type = "text/plain\r\nX: y".into(),
+        ];
+        for bend in bends {
+            let mut passing = repr(BYTES, &rendered);
+            passing.rendered = None;
+            bend(&mut passing);
+            let mut out = Vec::new();
+            assert!(wire(&full, FileMethod::Get, passing, &ctx, &mut out).is_err());
+            assert!(out.is_empty());
         }
         // what it does not write, render does
         for plan in [
@@ -766,12 +950,8 @@ mod tests {
         let mut bent = repr(BYTES, &rendered);
         bent.etag = None;
         let mut out = Vec::new();
-        let full = ResponsePlan::Full { ignored: None };
         assert!(wire(&full, FileMethod::Get, bent, &ctx, &mut out).is_err());
-        let other = ResponseCtx {
-            cache_control: HeaderValue::from_static("max-age=60"),
-            ..ctx.clone()
-        };
+        let other = other_cc(&ctx);
         assert!(wire(
             &full,
             FileMethod::Get,

@@ -777,6 +777,106 @@ fn never_miss_a_completed_change(config: Config) {
     );
 }
 
+/// A full cache turns a new path away the first time it is asked for: that
+/// answer is made without a kept state (its head written straight from the
+/// file's values). The second asking is kept, the third a hit. All three
+/// answers are the same, header for header in the same order (but Date),
+/// and byte for byte, for a whole GET, a range, several ranges and a HEAD.
+#[test]
+fn an_answer_the_cache_turns_away_is_the_kept_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for i in 0..7 {
+        std::fs::write(root.join(format!("k{i}")), pattern(100 + i)).unwrap();
+    }
+    let data = pattern(5000);
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let asks: [(&str, &str, Headers); 4] = [
+        ("full.bin", "GET", &[]),
+        ("range.bin", "GET", &[("Range", "bytes=1-5")]),
+        ("multi.txt", "GET", &[("Range", "bytes=0-0,-1")]),
+        ("head.html", "HEAD", &[]),
+    ];
+    for (name, _, _) in asks {
+        std::fs::write(root.join(name), &data).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let config = Config {
+        open_file_cache: 8,
+        small_file_cache: 64 * 1024,
+        settle_window: Some(Duration::ZERO),
+        ..Config::default()
+    };
+    let s = TestServer::start_with(root, config);
+    let mut conn = s.connect();
+    // 7 kept: the cache is full (an eviction leaves 7 of 8)
+    for i in 0..7 {
+        conn.send("GET", &format!("/k{i}"), &[]);
+        assert_eq!(conn.read_response(false).status(), 200);
+    }
+    for (name, method, headers) in asks {
+        let answers: Vec<RawResponse> = (0..3)
+            .map(|_| {
+                conn.send(method, &format!("/{name}"), headers);
+                conn.read_response(method == "HEAD")
+            })
+            .collect();
+        let first = &answers[0];
+        assert_validators(first, &data);
+        let without_date = |r: &RawResponse| {
+            let headers = r.headers.iter().filter(|(n, _)| n != "Date");
+            let headers: Vec<_> = headers.cloned().collect();
+            (r.status_line.clone(), headers)
+        };
+        for (k, other) in answers.iter().enumerate().skip(1) {
+            let (line, mut headers) = without_date(other);
+            let (first_line, mut first_headers) = without_date(first);
+            if headers
+                .iter()
+                .any(|(_, v)| v.starts_with("multipart/byteranges"))
+            {
+                // the boundary is fresh in every answer
+                for h in [&mut headers, &mut first_headers] {
+                    for (n, v) in h.iter_mut() {
+                        if n == "Content-Type" {
+                            *v = v.split("; boundary=").next().unwrap().to_string();
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                (&line, &headers),
+                (&first_line, &first_headers),
+                "/{name}, answer {k}"
+            );
+        }
+        for res in &answers {
+            let type_of = res.header("Content-Type").unwrap();
+            match (method, headers) {
+                ("HEAD", _) => assert!(res.body.is_empty()),
+                (_, []) => assert_eq!(res.body, data, "/{name}"),
+                (_, [(_, "bytes=1-5")]) => {
+                    assert_eq!(res.status(), 206);
+                    assert_eq!(res.header("Content-Range"), Some("bytes 1-5/5000"));
+                    assert_eq!(res.body, &data[1..6], "/{name}");
+                }
+                _ => {
+                    assert_eq!(res.status(), 206);
+                    let parts = common::parse_multipart(type_of, &res.body);
+                    assert_eq!(parts.len(), 2);
+                    assert_eq!(parts[0].header("Content-Range"), Some("bytes 0-0/5000"));
+                    assert_eq!(parts[0].body, &data[..1]);
+                    assert_eq!(
+                        parts[1].header("Content-Range"),
+                        Some("bytes 4999-4999/5000")
+                    );
+                    assert_eq!(parts[1].body, &data[4999..]);
+                }
+            }
+        }
+    }
+}
+
 /// A file-state cache far smaller than the tree (8 entries, 40 files): once
 /// it is full, a file asked for once is served and not kept, one asked for
 /// again is kept, and entries are evicted; files are renamed over, rewritten
