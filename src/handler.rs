@@ -1051,15 +1051,27 @@ pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> Arc<str> {
     // sent (its essence, as `Mime` parses it: for a dozen types that is not
     // the table's spelling, e.g. .docm's "macroEnabled" is lowercased) is
     // made once per type and thread, and shared: a miss then allocates
-    // nothing for its type
+    // nothing for its type. The last extensions seen are remembered with
+    // theirs: a miss then searches no table either.
     thread_local! {
         static MADE: std::cell::RefCell<Vec<(&'static str, Arc<str>)>> =
             const { std::cell::RefCell::new(Vec::new()) };
+        static BY_EXT: std::cell::RefCell<Vec<(Box<[u8]>, Arc<str>)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let path = path.as_ref();
+    let ext = path.extension().map_or(&b""[..], |e| e.as_encoded_bytes());
+    let known = BY_EXT.with_borrow(|seen| {
+        let found = seen.iter().find(|(e, _)| **e == *ext);
+        found.map(|(_, t)| Arc::clone(t))
+    });
+    if let Some(t) = known {
+        return t;
     }
     let raw = mime_guess::from_path(path)
         .first_raw()
         .unwrap_or("application/octet-stream");
-    MADE.with_borrow_mut(|made| {
+    let made = MADE.with_borrow_mut(|made| {
         if let Some((_, t)) = made.iter().find(|(r, _)| std::ptr::eq(*r, raw)) {
             return Arc::clone(t);
         }
@@ -1071,7 +1083,14 @@ pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> Arc<str> {
             made.push((raw, Arc::clone(&essence)));
         }
         essence
-    })
+    });
+    BY_EXT.with_borrow_mut(|seen| {
+        if seen.len() >= 16 {
+            seen.remove(0);
+        }
+        seen.push((ext.into(), Arc::clone(&made)));
+    });
+    made
 }
 
 /// `t` truncated to whole seconds (what HTTP dates can carry).
@@ -1228,5 +1247,21 @@ mod tests {
         }
         // one shared value per type: the second .txt is the first one's
         assert!(Arc::ptr_eq(&content_type("x.txt"), &content_type("y.txt")));
+        // more extensions than are remembered, in turn, and names whose
+        // extension is empty or absent
+        let exts = [
+            "png", "jpg", "gif", "css", "js", "wasm", "pdf", "zip", "gz", "xz", "mp3", "ogg",
+            "webm", "csv", "xml", "ico", "woff2", "iso", "bin", "md", "TXT", "",
+        ];
+        for round in 0..3 {
+            for ext in exts {
+                let name = format!("dir.d/n{round}.{ext}");
+                let expected = mime_guess::from_path(&name).first_or_octet_stream();
+                assert_eq!(&*content_type(&name), expected.essence_str(), "{name}");
+            }
+            for name in ["dir.d/plain", ".hidden", "a.b/c", "x."] {
+                assert_eq!(&*content_type(name), "application/octet-stream", "{name}");
+            }
+        }
     }
 }
