@@ -48,7 +48,10 @@
 //! its cold frees on top of the open every miss makes anyway. An entry not
 //! kept is served all the same, then dropped with its request; a caller
 //! that asks beforehand ([`FileStates::turns_away`]) can open such a file
-//! without reading it (its body reads the bytes after the head).
+//! without reading it (its body reads the bytes after the head), and one
+//! that asks once it has the file ([`FileStates::turn_away`], which
+//! remembers the path as `insert` would) need not make the state at all:
+//! the fast path answers such a file from its open descriptor and digest.
 
 use std::collections::HashMap;
 use std::ffi::CString;

@@ -192,7 +192,8 @@ impl Rendered {
     ///
     /// Every value is written into one buffer and each header value is a
     /// slice of it: a file version costs a handful of allocations however
-    /// many values it has (a miss, in S7, makes one of these per request).
+    /// many values it has (a miss the file-state cache keeps makes one; one it
+    /// turns away makes none: its head is written from [`Values`]).
     pub fn new(digest: Digest, content_type: Arc<str>, last_modified: SystemTime) -> Self {
         let etag = EntityTag::from_sha256(&digest);
         let values = Values::of(&etag, last_modified, &digest).expect("room for a SHA-256 tag");
