@@ -777,6 +777,24 @@ fn never_miss_a_completed_change(config: Config) {
     );
 }
 
+/// Hashes settle once a file has been still for a second, so that the hash
+/// cache serves the digests of files reopened (see
+/// small_files_reopened_take_a_settled_digest_and_never_a_stale_one).
+const SETTLE: Duration = Duration::from_millis(1100);
+
+/// A server over `root` (once its files have settled) whose file-state
+/// cache holds 8 entries: full after 7.
+fn settled_with_an_8_entry_cache(root: &std::path::Path) -> TestServer {
+    std::thread::sleep(SETTLE);
+    let config = Config {
+        open_file_cache: 8,
+        small_file_cache: 64 * 1024,
+        settle_window: Some(Duration::ZERO),
+        ..Config::default()
+    };
+    TestServer::start_with(root, config)
+}
+
 /// A full cache turns a new path away the first time it is asked for: that
 /// answer is made without a kept state (its head written straight from the
 /// file's values). The second asking is kept, the third a hit. All three
@@ -800,14 +818,7 @@ fn an_answer_the_cache_turns_away_is_the_kept_answer() {
     for (name, _, _) in asks {
         std::fs::write(root.join(name), &data).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(1100));
-    let config = Config {
-        open_file_cache: 8,
-        small_file_cache: 64 * 1024,
-        settle_window: Some(Duration::ZERO),
-        ..Config::default()
-    };
-    let s = TestServer::start_with(root, config);
+    let s = settled_with_an_8_entry_cache(root);
     let mut conn = s.connect();
     // 7 kept: the cache is full (an eviction leaves 7 of 8)
     for i in 0..7 {
@@ -898,18 +909,8 @@ fn a_full_file_state_cache_serves_every_version_exactly() {
     }
     // a second name for f00's inode
     std::fs::hard_link(root.join("f00"), root.join("link")).unwrap();
-    // hashes settle once a file has been still for a second, so that the
-    // hash cache serves the digests of files reopened (see
-    // small_files_reopened_take_a_settled_digest_and_never_a_stale_one)
-    let settle = || std::thread::sleep(Duration::from_millis(1100));
-    settle();
-    let config = Config {
-        open_file_cache: 8,
-        small_file_cache: 64 * 1024,
-        settle_window: Some(Duration::ZERO),
-        ..Config::default()
-    };
-    let s = TestServer::start_with(root, config);
+    let s = settled_with_an_8_entry_cache(root);
+    let settle = || std::thread::sleep(SETTLE);
     let mut conn = s.connect();
     let mut check = |name: &str, data: &[u8]| {
         conn.send("GET", &format!("/{name}"), &[]);
