@@ -1056,7 +1056,7 @@ pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> Arc<str> {
     thread_local! {
         static MADE: std::cell::RefCell<Vec<(&'static str, Arc<str>)>> =
             const { std::cell::RefCell::new(Vec::new()) };
-        static BY_EXT: std::cell::RefCell<Vec<(Box<[u8]>, Arc<str>)>> =
+        static BY_EXT: std::cell::RefCell<Vec<TypeOfExtension>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
     let path = path.as_ref();
@@ -1092,6 +1092,9 @@ pub(crate) fn content_type(path: impl AsRef<std::path::Path>) -> Arc<str> {
     });
     made
 }
+
+/// An extension's bytes and the Content-Type [`content_type`] gave it.
+type TypeOfExtension = (Box<[u8]>, Arc<str>);
 
 /// `t` truncated to whole seconds (what HTTP dates can carry).
 pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
