@@ -4,7 +4,8 @@
 //! parsing beyond the blank line, no file, no clock, no log. What it reaches
 //! per CPU-second against nginx, pinned and loaded as the harness does, is
 //! the most any tokio server can reach on that machine: a target above it is
-//! out of reach however little a request costs.
+//! out of reach however little a request costs. (`examples/ceiling.rs` is
+//! the same with no runtime: a bare `epoll` loop.)
 //!
 //! ```text
 //! cargo build --release --example floor
