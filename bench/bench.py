@@ -15,12 +15,16 @@ Usage (normally through bench/run.sh, from the repository root):
       [--bin target/release/rangeserve] [--server "NAME=CMD {port} {dir}"] [--peer nginx]
       [--s7-server "NAME=CMD {port} {cache_opts} {dir}"] [--s8-server "CMD {port} {cache} {dir}"]
       [--tls-server "NAME=CMD {port} {cert} {key} {dir}"] [--floor target/release/examples/floor]
+      [--ceiling target/release/examples/ceiling]
 
 Defaults: --server "rangeserve=BIN -q -b 127.0.0.1 -p {port} {dir}" and --peer nginx.
 --floor adds examples/floor.rs in its directory mode (bench/run.sh passes it): a server that does
 nothing but answer, copying every byte it sends through a buffer and checking the file unchanged
 before sending (as rangeserve does), S7's files opened per request with no cache. Its ratios to
 nginx, from the same rounds, are what such a server can reach on this machine at all.
+--ceiling adds examples/ceiling.rs (bench/run.sh passes it) in S1, S12 and S5 only: an epoll loop
+with no runtime that answers every head from memory (a 304 when it carries If-None-Match) and does
+nothing else. Its ratios bound what any server reaches there on this machine.
 
 Scenarios (S0-S6 are the reference's, measured the same way):
   S0  first request (ms)         Range 0-0 on warm /blob right after server start (hashing cost)
@@ -439,8 +443,9 @@ class CpuMeter:
 
 class Server:
     def __init__(self, name, cmd_template=None, peer=None, tag="", subst=None, ofc_max=None,
-                 cpus=SERVER_CPU, env=None, tls=False):
+                 cpus=SERVER_CPU, env=None, tls=False, only=None):
         self.name = name
+        self.only = only        # (scenarios, why): the only S0-S6 scenarios it takes part in
         self.tls = tls          # S9-S11: the peer gets subst["cert"], subst["key"]
         self.cmd_template = cmd_template
         self.peer = peer
@@ -972,16 +977,24 @@ class Harness:
 
     def round(self, srv, rnd):
         a = self.args
-        self.prime(srv)
-        if "S1" in self.scen and self.check(srv, "S1", lambda: verify_small(srv.port, self.small)):
+        scen = self.scen
+        if srv.only:
+            taken, why = srv.only
+            scen = [s for s in self.scen if s in taken]
+            for s in self.scen:
+                if s not in taken:
+                    self.unsupported[srv.name].setdefault(s, why)
+        if not srv.only or "S0" in srv.only[0]:
+            self.prime(srv)
+        if "S1" in scen and self.check(srv, "S1", lambda: verify_small(srv.port, self.small)):
             self.wrk_scenario(srv, "S1", "/small.txt")
-        if "S12" in self.scen and self.check(srv, "S1", lambda: verify_small(srv.port, self.small)):
+        if "S12" in scen and self.check(srv, "S1", lambda: verify_small(srv.port, self.small)):
             self.wrk_scenario(srv, "S12", "/small.txt", headers=BROWSER_HEADERS)
-        if "S2" in self.scen and self.check(srv, "S2", lambda: verify_single_ranges(srv.port, self.blob, self.s2)):
+        if "S2" in scen and self.check(srv, "S2", lambda: verify_single_ranges(srv.port, self.blob, self.s2)):
             self.wrk_scenario(srv, "S2", "/blob", RANGES_LUA, [self.s2_path])
-        if "S3" in self.scen and self.check(srv, "S3", lambda: verify_multi_ranges(srv.port, self.blob, self.s3)):
+        if "S3" in scen and self.check(srv, "S3", lambda: verify_multi_ranges(srv.port, self.blob, self.s3)):
             self.wrk_scenario(srv, "S3", "/blob", RANGES_LUA, [self.s3_path])
-        if "S5" in self.scen:
+        if "S5" in scen:
             hdr, why = conditional_header(srv.port)
             if "S5" not in self.notes[srv.name]:
                 self.note(srv, "S5", why)
@@ -990,7 +1003,7 @@ class Harness:
                 log(f"  {srv.name} S5: SKIPPED ({why})")
             else:
                 self.wrk_scenario(srv, "S5", "/small.txt", headers=[hdr])
-        if "S4" in self.scen:
+        if "S4" in scen:
             url = f"http://127.0.0.1:{srv.port}/blob"
             meter = CpuMeter(srv)
             r = curl_finish(curl_start(url, a.curl_max_time))
@@ -1011,7 +1024,7 @@ class Harness:
             agg = total / wall / 1e6 if okp else None
             self.record(srv, "S4x4", agg, dict(cpu4, curls=rs, wall_s=wall))
             log(f"  {srv.name} S4: {mbps and round(mbps)} MB/s; 4x: {agg and round(agg)} MB/s")
-        if "S6" in self.scen:
+        if "S6" in scen:
             self.cold_counter += 1
             name = f"cold-{os.getpid()}-{self.cold_counter}.bin"
             path = os.path.join(self.data_dir, name)
@@ -1538,6 +1551,10 @@ def main():
                     help="also run the copying floor (target/release/examples/floor, built by "
                          "`cargo build --release --example floor`) as server 'floor' in S0-S6 and S7: "
                          "the least a server that copies and checks what it sends can do")
+    ap.add_argument("--ceiling", metavar="PATH",
+                    help="also run the ceiling (target/release/examples/ceiling, built by "
+                         "`cargo build --release --example ceiling`) as server 'ceiling' in S1, S12 and S5: "
+                         "what a server that does nothing but answer from memory reaches")
     ap.add_argument("--s7-server", action="append", default=[], metavar="NAME=COMMAND",
                     help="server for S7; COMMAND may use {dir} {port} {cache_opts} "
                          "(default: rangeserve=BIN -q -b 127.0.0.1 -p {port} {cache_opts} {dir})")
@@ -1588,6 +1605,12 @@ def main():
             ap.error(f"{floor} not found: cargo build --release --example floor")
         floor_spec = f"floor={floor} -p {{port}} {{dir}}"
         servers.append(parse_server(ap, floor_spec))
+    if args.ceiling:
+        ceiling = os.path.abspath(args.ceiling)
+        if not os.access(ceiling, os.X_OK):
+            ap.error(f"{ceiling} not found: cargo build --release --example ceiling")
+        servers.append(parse_server(ap, f"ceiling={ceiling} -p {{port}} {{dir}}",
+                                    only=({"S1", "S12", "S5"}, "the ceiling answers S1, S12 and S5 only")))
     if len({s.name for s in servers}) != len(servers):
         ap.error("server names must be unique")
 

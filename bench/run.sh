@@ -18,6 +18,7 @@
 #   RUNS=5 DURATION=10 bench/run.sh                # the old environment knobs still work
 #   RANGESERVE_BIN=/path/rangeserve bench/run.sh   # skip `cargo build --release`, use that binary
 #   FLOOR=0 bench/run.sh                           # without the copying floor (examples/floor.rs)
+#   CEILING=0 bench/run.sh                         # without the ceiling (examples/ceiling.rs)
 #
 # Data: /tmp/bench-data (1 KiB + 1 GiB files, 10,000 x 4 KiB under many/) and /tmp/bench-data-s8
 # (100,000 files), made once and reused. Every process started is stopped on exit.
@@ -41,10 +42,15 @@ fi
 # the copying floor beside rangeserve and nginx (FLOOR=0 leaves it out)
 if [ "${FLOOR:-1}" != 0 ]; then
   cargo build --release --quiet --example floor
-  extra_floor=(--floor target/release/examples/floor)
+  extra_bounds=(--floor target/release/examples/floor)
+fi
+# the ceiling beside them in S1, S12 and S5 (CEILING=0 leaves it out)
+if [ "${CEILING:-1}" != 0 ]; then
+  cargo build --release --quiet --example ceiling
+  extra_bounds+=(--ceiling target/release/examples/ceiling)
 fi
 
 extra=()
 [ -n "${RUNS:-}" ] && extra+=(--runs "$RUNS")
 [ -n "${DURATION:-}" ] && extra+=(--duration "$DURATION")
-exec python3 bench/bench.py --bin "$BIN" ${extra_floor[@]+"${extra_floor[@]}"} ${extra[@]+"${extra[@]}"} "$@"
+exec python3 bench/bench.py --bin "$BIN" ${extra_bounds[@]+"${extra_bounds[@]}"} ${extra[@]+"${extra[@]}"} "$@"
