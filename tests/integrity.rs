@@ -42,6 +42,41 @@ const SHORT_RACE: Duration = Duration::from_secs(5);
 const WRITE_EVERY: Duration = Duration::from_millis(2);
 /// Fewest validated complete responses for a race to mean anything.
 const MIN_VALIDATED: u64 = 100;
+
+/// How long a race's clients run: at least `min`, then on (up to four times
+/// `min`) while fewer than [`MIN_VALIDATED`] responses were validated
+/// against a known version. A busy machine (CI runs these tests side by
+/// side) gets a longer race, not a race too short to mean anything.
+#[derive(Clone, Copy)]
+struct Race {
+    start: Instant,
+    min: Duration,
+    max: Duration,
+}
+
+impl Race {
+    fn at_least(min: Duration) -> Race {
+        Race {
+            start: Instant::now(),
+            min,
+            max: min * 4,
+        }
+    }
+
+    /// A race of exactly `dur` (its writer's life is fixed in advance).
+    fn exactly(dur: Duration) -> Race {
+        Race {
+            max: dur,
+            ..Race::at_least(dur)
+        }
+    }
+
+    /// Whether the clients go on.
+    fn running(&self, tally: &Tally) -> bool {
+        let t = self.start.elapsed();
+        t < self.min || (t < self.max && tally.known() < MIN_VALIDATED)
+    }
+}
 /// A file size well above the server's small-file threshold (256 KiB when
 /// written: smaller files are read whole, hashed from that buffer and never
 /// enter the hash cache, its persistence or the prehash).
@@ -461,6 +496,12 @@ impl Tally {
         c.load(Ordering::Relaxed)
     }
 
+    /// Complete responses validated against a known version (not only
+    /// against each other; see [`Snapshots`]).
+    fn known(&self) -> u64 {
+        Self::get(&self.matched).saturating_sub(Self::get(&self.snapshots))
+    }
+
     /// Print the counts; assert no mismatch and at least `min` validated
     /// complete responses.
     fn assert_clean(&self, name: &str, min: u64) {
@@ -490,8 +531,7 @@ impl Tally {
             m + x + u,
             ex.first()
         );
-        // matched against a known version, not only against each other
-        let known = m.saturating_sub(snap);
+        let known = self.known();
         assert!(
             known >= min,
             "{name}: only {known} complete responses validated against a known \
@@ -548,11 +588,10 @@ fn check_200(tally: &Tally, res: &Resp, target: &str) {
     }
 }
 
-/// `clients` keep-alive threads GET `targets` in turn for `dur`, checking every
-/// complete 200.
-fn hammer_gets(addr: SocketAddr, targets: &[&str], clients: usize, dur: Duration) -> Arc<Tally> {
+/// `clients` keep-alive threads GET `targets` in turn while `race` runs,
+/// checking every complete 200.
+fn hammer_gets(addr: SocketAddr, targets: &[&str], clients: usize, race: Race) -> Arc<Tally> {
     let tally = Arc::new(Tally::default());
-    let end = Instant::now() + dur;
     let threads: Vec<_> = (0..clients)
         .map(|i| {
             let tally = Arc::clone(&tally);
@@ -560,7 +599,7 @@ fn hammer_gets(addr: SocketAddr, targets: &[&str], clients: usize, dur: Duration
             std::thread::spawn(move || {
                 let mut c = Client::new(addr);
                 let mut k = i;
-                while Instant::now() < end {
+                while race.running(&tally) {
                     let t = &targets[k % targets.len()];
                     k += 1;
                     match c.get(t, &[]) {
@@ -577,7 +616,7 @@ fn hammer_gets(addr: SocketAddr, targets: &[&str], clients: usize, dur: Duration
     tally
 }
 
-/// 3 keep-alive clients GET one file of `size` bytes for `RACE` while it is
+/// 3 keep-alive clients GET one file of `size` bytes for at least `RACE` while it is
 /// rewritten in place; every complete 200 must match its validators.
 fn in_place_rewrite(size: usize, name: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -587,7 +626,7 @@ fn in_place_rewrite(size: usize, name: &str) {
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(Arc::clone(&stop));
     let writer = spawn_pwrite_writer(path, size, false, Arc::clone(&stop));
-    let tally = hammer_gets(s.addr, &["/f.bin"], 3, RACE);
+    let tally = hammer_gets(s.addr, &["/f.bin"], 3, Race::at_least(RACE));
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
     eprintln!("{name}: {writes} writes");
@@ -647,7 +686,7 @@ fn ranges_under_in_place_rewrite_1m() {
     let tally = Arc::new(Tally::default());
     let snapshots = Arc::new(Snapshots::default());
     let versions = [0x11u8, 0x22].map(|b| sha256(&vec![b; SIZE]));
-    let end = Instant::now() + SHORT_RACE;
+    let race = Race::at_least(SHORT_RACE);
     let ranges = [
         "bytes=1000-4999",
         "bytes=1000000-",
@@ -659,7 +698,7 @@ fn ranges_under_in_place_rewrite_1m() {
             std::thread::spawn(move || {
                 let mut c = Client::new(addr);
                 let mut k = i;
-                while Instant::now() < end {
+                while race.running(&tally) {
                     let range = ranges[k % ranges.len()];
                     k += 1;
                     let Some(res) = c.get("/f.bin", &[("Range", range)]) else {
@@ -706,7 +745,8 @@ fn ranges_under_in_place_rewrite_1m() {
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
     eprintln!(
-        "ranges_under_in_place_rewrite_1m: {writes} writes; {} digests of a write in progress",
+        "ranges_under_in_place_rewrite_1m: {writes} writes in {:.1} s; {} digests of a write in progress",
+        race.start.elapsed().as_secs_f64(),
         snapshots.digests()
     );
     tally.assert_clean("ranges_under_in_place_rewrite_1m", MIN_VALIDATED);
@@ -867,7 +907,7 @@ fn if_range_resume(sizes: &'static [usize], name: &'static str) {
         .collect();
     let tally = Arc::new(Tally::default());
     let stitched = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + RACE;
+    let race = Race::at_least(RACE);
     let clients: Vec<_> = (0..3)
         .map(|c| {
             let (tally, stitched) = (Arc::clone(&tally), Arc::clone(&stitched));
@@ -875,7 +915,7 @@ fn if_range_resume(sizes: &'static [usize], name: &'static str) {
             std::thread::spawn(move || {
                 let mut client = Client::new(addr);
                 let mut k = c;
-                while Instant::now() < end {
+                while race.running(&tally) {
                     k += 1;
                     let (i, n) = (k % sizes.len(), sizes[k % sizes.len()]);
                     let target = format!("/f{i}.bin");
@@ -1073,7 +1113,12 @@ fn mmap_writer() {
         assert_eq!(h.line(Duration::from_secs(20)), "ready");
     }
     let s = Served::start(dir.path(), &[] as &[&str]);
-    let tally = hammer_gets(s.addr, &["/small.bin", "/large.bin"], 3, SHORT_RACE);
+    let tally = hammer_gets(
+        s.addr,
+        &["/small.bin", "/large.bin"],
+        3,
+        Race::exactly(SHORT_RACE),
+    );
     drop(helpers);
     tally.assert_clean("mmap_writer", MIN_VALIDATED);
 }
