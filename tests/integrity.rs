@@ -414,31 +414,43 @@ fn repr_digest(res: &Resp) -> Option<Result<[u8; 32], String>> {
     )
 }
 
+/// What `res`'s strong validators say about `digest` (the SHA-256 of the
+/// whole representation the client holds).
 fn verdict(res: &Resp, digest: &[u8; 32]) -> Verdict {
-    let claims: Vec<_> = [
-        ("ETag", strong_etag(res)),
-        ("Repr-Digest", repr_digest(res)),
-    ]
-    .into_iter()
-    .filter_map(|(n, c)| Some((n, c?)))
-    .collect();
-    if claims.is_empty() {
-        return Verdict::NoValidator;
+    judged(claimed_digest(res), Some(digest))
+}
+
+/// A claim ([`claimed_digest`]) judged against the digest of the bytes
+/// received (`None`: bytes that are of no version, which no claim matches).
+fn judged(claim: Result<Option<[u8; 32]>, String>, digest: Option<&[u8; 32]>) -> Verdict {
+    match claim {
+        Ok(None) => Verdict::NoValidator,
+        Ok(Some(d)) if Some(&d) == digest => Verdict::Match,
+        Ok(Some(d)) => Verdict::Mismatch(format!(
+            "the validators name {} but the bytes {}",
+            &hex::encode(d)[..12],
+            digest.map_or("are of no version".into(), |b| format!(
+                "hash to {}",
+                &hex::encode(b)[..12]
+            ))
+        )),
+        Err(e) => Verdict::Mismatch(e),
     }
-    for (name, claim) in claims {
-        match claim {
-            Ok(d) if d == *digest => {}
-            Ok(d) => {
-                return Verdict::Mismatch(format!(
-                    "{name} says {} but the bytes hash to {}",
-                    &hex::encode(d)[..12],
-                    &hex::encode(digest)[..12]
-                ))
-            }
-            Err(e) => return Verdict::Mismatch(e),
+}
+
+/// The digest a response's strong validators (ETag, Repr-Digest) name:
+/// `Ok(None)` without any, `Err` when one is malformed or they name two
+/// different digests.
+fn claimed_digest(res: &Resp) -> Result<Option<[u8; 32]>, String> {
+    let mut named = None;
+    for claim in [strong_etag(res), repr_digest(res)].into_iter().flatten() {
+        let d = claim?;
+        if named.is_some_and(|n| n != d) {
+            return Err("ETag and Repr-Digest name different digests".into());
         }
+        named = Some(d);
     }
-    Verdict::Match
+    Ok(named)
 }
 
 /// Counts over one race.
@@ -685,7 +697,8 @@ fn ranges_under_in_place_rewrite_1m() {
     let writer = spawn_pwrite_writer(path, SIZE, false, Arc::clone(&stop));
     let tally = Arc::new(Tally::default());
     let snapshots = Arc::new(Snapshots::default());
-    let versions = [0x11u8, 0x22].map(|b| sha256(&vec![b; SIZE]));
+    // the two versions: their byte, and their digest
+    let versions = [0x11u8, 0x22].map(|b| (b, sha256(&vec![b; SIZE])));
     let race = Race::at_least(SHORT_RACE);
     let ranges = [
         "bytes=1000-4999",
@@ -710,29 +723,28 @@ fn ranges_under_in_place_rewrite_1m() {
                         continue;
                     }
                     let parts = content_bytes(&res);
-                    let snapshot = match claimed_digest(&res) {
-                        Ok(Some(d)) if !versions.contains(&d) => Some(d),
-                        _ => None,
-                    };
-                    match snapshot {
+                    let claim = claimed_digest(&res);
+                    match claim {
                         // a digest of a write in progress: its bytes are
                         // checked against the other responses under it
-                        Some(d) => {
+                        Ok(Some(d)) if versions.iter().all(|(_, v)| *v != d) => {
                             let v = snapshots.check(d, range, parts);
                             if v == Verdict::Match {
                                 Tally::bump(&tally.snapshots);
                             }
                             tally.record(v, range);
                         }
-                        None => {
-                            let byte = parts.first().and_then(|p| p.first()).copied().unwrap_or(0);
-                            let uniform = !parts.is_empty()
-                                && parts
-                                    .iter()
-                                    .all(|p| !p.is_empty() && p.iter().all(|&b| b == byte));
-                            // a mixed body is of neither version
-                            let version = vec![if uniform { byte } else { 0 }; SIZE];
-                            tally.record(verdict(&res, &sha256(&version)), range);
+                        _ => {
+                            // the version the bytes are of, if all are one's
+                            let byte = parts.first().and_then(|p| p.first()).copied();
+                            let uniform = parts
+                                .iter()
+                                .all(|p| !p.is_empty() && p.iter().all(|&b| Some(b) == byte));
+                            let of = versions
+                                .iter()
+                                .find(|(b, _)| uniform && Some(*b) == byte)
+                                .map(|(_, d)| d);
+                            tally.record(judged(claim, of), range);
                         }
                     }
                 }
@@ -750,20 +762,6 @@ fn ranges_under_in_place_rewrite_1m() {
         snapshots.digests()
     );
     tally.assert_clean("ranges_under_in_place_rewrite_1m", MIN_VALIDATED);
-}
-
-/// The digest a response's strong validators name: `Ok(None)` without any,
-/// `Err` when they are malformed or name two different digests.
-fn claimed_digest(res: &Resp) -> Result<Option<[u8; 32]>, String> {
-    let mut named = None;
-    for claim in [strong_etag(res), repr_digest(res)].into_iter().flatten() {
-        let d = claim?;
-        if named.is_some_and(|n| n != d) {
-            return Err("ETag and Repr-Digest name different digests".into());
-        }
-        named = Some(d);
-    }
-    Ok(named)
 }
 
 /// The bytes sent under digests of a write in progress. The kernel moves a
@@ -788,10 +786,14 @@ impl Snapshots {
     /// (or the first sent); a mismatch otherwise.
     fn check(&self, digest: [u8; 32], range: &str, parts: Vec<Vec<u8>>) -> Verdict {
         let mut seen = self.seen.lock().unwrap();
-        let first = seen
-            .entry((digest, range.to_string()))
-            .or_insert_with(|| parts.clone());
-        if *first == parts {
+        let first = match seen.entry((digest, range.to_string())) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(parts);
+                return Verdict::Match;
+            }
+            std::collections::hash_map::Entry::Occupied(e) => e,
+        };
+        if *first.get() == parts {
             return Verdict::Match;
         }
         Verdict::Mismatch(format!(
