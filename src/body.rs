@@ -353,6 +353,17 @@ pub fn capture(
 #[error("file changed under its stamp (its bytes are not those of the ETag)")]
 struct Mismatch;
 
+/// Who checks that bytes read for [`FileBody::gather_into`] are of the
+/// body's version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// It does, with an `fstat` after its reads.
+    Now,
+    /// The caller does, with a `stat` begun after the reads
+    /// ([`crate::filestate::FileStates::confirm`]), before it sends them.
+    Later,
+}
+
 impl FileBody {
     /// Append the whole body to `out` when all its bytes are at hand (held,
     /// or in the page cache) with one stamp check for all its reads: the
@@ -363,8 +374,15 @@ impl FileBody {
     /// (the file changed since the head was made, or could not be read):
     /// `out` as it was, the body spent, nothing logged (the caller, which
     /// has sent nothing yet, answers afresh).
-    pub(crate) fn gather_into(&mut self, out: &mut Vec<u8>) -> Option<io::Result<()>> {
-        let result = self.gather(out, 1)?;
+    ///
+    /// `check`: whether the reads are checked here (an `fstat` after
+    /// them), or by the caller ([`Check::Later`]).
+    pub(crate) fn gather_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        check: Check,
+    ) -> Option<io::Result<()>> {
+        let result = self.gather(out, 1, check)?;
         self.segments.clear();
         self.remaining = 0;
         Some(result)
@@ -375,13 +393,21 @@ impl FileBody {
     /// read it slice by slice.
     fn gather_cached(&mut self) -> Option<ReadResult> {
         let mut buf = Vec::new();
-        Some(self.gather(&mut buf, 2)?.map(|()| Bytes::from(buf)))
+        Some(
+            self.gather(&mut buf, 2, Check::Now)?
+                .map(|()| Bytes::from(buf)),
+        )
     }
 
     /// Append the body's bytes to `buf` if they are all at hand and it has
     /// at least `min_slices` slices (see [`FileBody::gather_into`]); the
     /// segments are spent unless it returns `None`.
-    fn gather(&mut self, buf: &mut Vec<u8>, min_slices: usize) -> Option<io::Result<()>> {
+    fn gather(
+        &mut self,
+        buf: &mut Vec<u8>,
+        min_slices: usize,
+        check: Check,
+    ) -> Option<io::Result<()>> {
         let Source::File(src) = &self.source else {
             return None;
         };
@@ -421,9 +447,9 @@ impl FileBody {
         }
         self.segments.clear();
         // held bytes were checked when read; one check covers the reads here
-        let result = match read {
-            true => unchanged(src),
-            false => Ok(()),
+        let result = match (read, check) {
+            (true, Check::Now) => unchanged(src),
+            _ => Ok(()),
         };
         if result.is_err() {
             buf.truncate(start);
@@ -671,7 +697,10 @@ mod tests {
         for parts in [&[(5, 4100)][..], &[(0, 99), (200_000, 200_099)][..]] {
             let mut out = b"HEAD\r\n\r\n".to_vec();
             let mut gathered = body(&file, &path, stamp, parts);
-            assert!(matches!(gathered.gather_into(&mut out), Some(Ok(()))));
+            assert!(matches!(
+                gathered.gather_into(&mut out, Check::Now),
+                Some(Ok(()))
+            ));
             assert_eq!(out, framed(b"HEAD\r\n\r\n", &data, parts), "{parts:?}");
             assert_eq!(gathered.len(), 0, "spent");
         }
@@ -679,16 +708,30 @@ mod tests {
         // a body over INLINE_MAX is read chunk by chunk: untouched
         let mut out = b"HEAD".to_vec();
         let mut big = body(&file, &path, stamp, &[(0, 100_000)]);
-        assert!(big.gather_into(&mut out).is_none());
+        assert!(big.gather_into(&mut out, Check::Now).is_none());
         assert_eq!(out, b"HEAD");
         assert_eq!(big.len(), 100_001 + 7 + 9, "untouched");
 
         rewrite_in_place(&path);
         let mut out = b"HEAD".to_vec();
         let mut changed = body(&file, &path, stamp, &[(0, 99), (200_000, 200_099)]);
-        let err = changed.gather_into(&mut out).unwrap().unwrap_err();
+        let err = changed
+            .gather_into(&mut out, Check::Now)
+            .unwrap()
+            .unwrap_err();
         assert!(err.to_string().contains("changed"), "{err}");
         assert_eq!(out, b"HEAD", "no byte of the body");
         assert_eq!(changed.len(), 0, "spent");
+
+        // left to the caller's check (`FileStates::confirm`, a `stat` of
+        // the path after the reads, which sees the change): no `fstat` here
+        let mut out = b"HEAD".to_vec();
+        let mut unchecked = body(&file, &path, stamp, &[(0, 99)]);
+        assert!(matches!(
+            unchecked.gather_into(&mut out, Check::Later),
+            Some(Ok(()))
+        ));
+        let framed_len = framed(b"HEAD", &data, &[(0, 99)]).len();
+        assert_eq!(out.len(), framed_len, "read, not checked");
     }
 }

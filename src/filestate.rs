@@ -26,14 +26,22 @@
 //! one when a revalidating `stat` begins, from one counter; a `stat` that
 //! found the entry unchanged vouches for every request whose ticket is
 //! older than its own (a hit that read bytes of a large file checks them
-//! with an `fstat` of its descriptor after the read; the HTTP/1.1 fast
-//! path reads nothing ahead then, [`Vouched::CallerReads`]: its body reads
-//! the range after the head, with that `fstat` after). Under load, a
-//! request for an entry revalidated within the last [`SHARE_WINDOW`] waits
-//! once behind the tasks already queued ([`FileStates::read_ticket`]; the
-//! HTTP/1.1 fast path and the service's hit both do), so the requests read
-//! in the same turn of the scheduler share the next `stat` instead of
-//! making one each ([`FileStates::hot`]).
+//! with an `fstat` of its descriptor after the read). Under load, a
+//! request of the service's hit for an entry revalidated within the last
+//! [`SHARE_WINDOW`] waits once behind the tasks already queued
+//! ([`FileStates::read_ticket`]), so the requests read in the same turn of
+//! the scheduler share the next `stat` instead of making one each
+//! ([`FileStates::hot`]).
+//!
+//! **Confirmed after the answer is made.** The HTTP/1.1 fast path turns
+//! this around ([`FileStates::get_later`]): it makes its answer from a
+//! settled entry first (head, and body bytes read from the entry's
+//! descriptor), draws its ticket then, waits behind the tasks already
+//! queued, and sends the answer only once a `stat` that began after that
+//! ticket found the entry unchanged ([`FileStates::confirm`]): the first
+//! answer of a turn to be confirmed makes it, and it serves the rest. One
+//! `stat` then vouches for the path, the head and the bytes of every answer
+//! made in that turn, with no `fstat` after a read and no second wait.
 //!
 //! Bounded: at most `max_entries` entries (each holds one descriptor) and
 //! `max_bytes` of small-file bytes; the least recently used entries go first.
@@ -78,19 +86,16 @@ pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 /// above that between concurrent clients' requests under load.
 pub const SHARE_WINDOW: Duration = Duration::from_micros(20);
 
-/// What [`FileStates::get_reading`] does with a hit's first range when
-/// another request's revalidation, begun after this request was read,
-/// vouches for the entry (no `stat` of the path is needed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vouched {
-    /// Read it from the page cache, then `fstat`: a version that changed
-    /// in place is a miss, and the caller answers afresh.
-    ReadAhead,
-    /// Read nothing: the caller reads the range into its own buffer and
-    /// checks the stamp after (an `fstat`), and answers afresh if it moved
-    /// (the HTTP/1.1 fast path: [`crate::body::FileBody::gather_into`]
-    /// reads straight after the head, with no buffer of its own).
-    CallerReads,
+/// A hit of [`FileStates::get_later`].
+pub enum Hit {
+    /// A settled entry, not revalidated yet and nothing read: the caller
+    /// makes its answer from it, reading what it sends from the entry's
+    /// descriptor, then draws a [`Ticket`] and sends the answer only if
+    /// [`FileStates::confirm`] holds.
+    Later(Arc<FileState>),
+    /// An entry revalidated now, as [`FileStates::get_reading`] does, with
+    /// the range asked for if it read one.
+    Now(Arc<FileState>, Option<Prefetched>),
 }
 
 /// Tickets, drawn from one counter by requests (once read) and by
@@ -282,8 +287,7 @@ impl FileStates {
     /// One `stat` (cheap for a path whose dentries are cached; it runs on the
     /// caller's thread).
     pub fn get(&self, key: &str) -> Option<Arc<FileState>> {
-        self.get_reading(key, || None, None, Vouched::ReadAhead)
-            .map(|(state, _)| state)
+        self.get_reading(key, || None, None).map(|(state, _)| state)
     }
 
     /// [`get`](Self::get) for a request whose one range-spec is `want()`
@@ -298,32 +302,66 @@ impl FileStates {
     /// needs no `stat` of the path when another request's revalidation that
     /// began after `seen` found the entry unchanged; if it read bytes, an
     /// `fstat` after the read then vouches for them.
-    ///
-    /// `vouched`: whether to read when the entry is vouched for that way
-    /// ([`Vouched`]).
     pub fn get_reading(
         &self,
         key: &str,
         want: impl FnOnce() -> Option<RangeSpec>,
         seen: Option<Ticket>,
-        vouched: Vouched,
     ) -> Option<(Arc<FileState>, Option<Prefetched>)> {
+        let state = self.lookup(key)?;
+        self.check_reading(key, state, want, seen)
+    }
+
+    /// The entry for `key` with its revalidation left to the caller when it
+    /// is settled ([`Hit::Later`]): one `stat` made once the answer is,
+    /// and shared by every answer made before it began (the HTTP/1.1 fast
+    /// path makes its answers, then waits a turn of the scheduler, then
+    /// confirms them: the answers made in one turn share one `stat`, and a
+    /// range read needs no `fstat` after it). A racy entry is revalidated
+    /// now ([`Hit::Now`]), as [`get_reading`](Self::get_reading) does.
+    pub fn get_later(&self, key: &str, want: impl FnOnce() -> Option<RangeSpec>) -> Option<Hit> {
+        let state = self.lookup(key)?;
+        if state.racy_until.is_none() {
+            return Some(Hit::Later(state));
+        }
+        let (state, read) = self.check_reading(key, state, want, None)?;
+        Some(Hit::Now(state, read))
+    }
+
+    /// Whether a [`Hit::Later`] still is what `key` leads to, for an answer
+    /// made from it (every read it sends done) before `made` was drawn: a
+    /// revalidation that began after `made` found it unchanged, or (if none
+    /// has yet) one made now does. The path then led to this version after
+    /// the request was read, and the bytes read from its descriptor before
+    /// that `stat` are of this version (its stamp had not moved). `false`:
+    /// the entry is dropped; send nothing made from it.
+    pub fn confirm(&self, key: &str, state: &Arc<FileState>, made: Ticket) -> bool {
+        state.checked.vouches_for(made) || self.revalidate(key, state)
+    }
+
+    /// The entry for `key`, not revalidated, marked as just used.
+    fn lookup(&self, key: &str) -> Option<Arc<FileState>> {
         if self.max_entries == 0 {
             return None;
         }
-        let state = {
-            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-            inner.clock += 1;
-            let now = inner.clock;
-            let entry = inner.map.get_mut(key)?;
-            entry.last_used = now;
-            Arc::clone(&entry.state)
-        };
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.clock += 1;
+        let now = inner.clock;
+        let entry = inner.map.get_mut(key)?;
+        entry.last_used = now;
+        Some(Arc::clone(&entry.state))
+    }
+
+    /// [`get_reading`](Self::get_reading) of an entry looked up.
+    fn check_reading(
+        &self,
+        key: &str,
+        state: Arc<FileState>,
+        want: impl FnOnce() -> Option<RangeSpec>,
+        seen: Option<Ticket>,
+    ) -> Option<(Arc<FileState>, Option<Prefetched>)> {
         let settled = state.racy_until.is_none();
         let vouched_for = settled && seen.is_some_and(|seen| state.checked.vouches_for(seen));
-        if vouched_for && vouched == Vouched::CallerReads {
-            return Some((state, None));
-        }
         let read = match (&state.prefetched, state.racy_until) {
             (None, None) => {
                 want().and_then(|want| read_window_cached(&state.file, state.stamp.size, want))
@@ -344,17 +382,24 @@ impl FileStates {
                 return Some((state, read));
             }
         }
+        self.revalidate(key, &state).then_some((state, read))
+    }
+
+    /// Whether `key` still leads to `state`'s version, by a `stat` of the
+    /// path made now (recorded for the requests it vouches for, if settled;
+    /// a racy entry also expires); a stale entry is dropped.
+    fn revalidate(&self, key: &str, state: &Arc<FileState>) -> bool {
         let ticket = Ticket::draw();
         self.stats.fetch_add(1, Ordering::Relaxed);
         let current = FileStamp::of_path(&state.joined);
         if current == Some(state.stamp) && state.racy_until.is_none_or(|t| SystemTime::now() < t) {
-            if settled {
+            if state.racy_until.is_none() {
                 state.checked.record(ticket);
             }
-            return Some((state, read));
+            return true;
         }
-        self.forget(key, &state);
-        None
+        self.forget(key, state);
+        false
     }
 
     /// Whether a state for `key` inserted now would not be kept: the cache
@@ -458,8 +503,8 @@ impl FileStates {
     /// The ticket of a request for `key` that was just read, drawn now; if
     /// the entry is [`hot`](Self::hot), after a wait behind the tasks
     /// already queued, so that the requests read in this turn share one
-    /// revalidation. The one way both the HTTP/1.1 fast path and the
-    /// service's hit begin a lookup ([`get_reading`](Self::get_reading)).
+    /// revalidation. How the service's hit begins a lookup
+    /// ([`get_reading`](Self::get_reading)).
     pub async fn read_ticket(&self, key: &str) -> Ticket {
         let seen = Ticket::draw();
         if self.hot(key) {
@@ -581,9 +626,7 @@ mod tests {
             first: 300_000,
             last: Some(300_009),
         };
-        let (_, read) = cache
-            .get_reading("/big", || Some(range), None, Vouched::ReadAhead)
-            .unwrap();
+        let (_, read) = cache.get_reading("/big", || Some(range), None).unwrap();
         let read = read.expect("a cached small range is read with the hit");
         assert_eq!(
             (read.offset, &read.bytes[..]),
@@ -591,7 +634,7 @@ mod tests {
         );
         // no range, or one too large to read inline: the body reads it
         assert!(cache
-            .get_reading("/big", || None, None, Vouched::ReadAhead)
+            .get_reading("/big", || None, None)
             .unwrap()
             .1
             .is_none());
@@ -600,7 +643,7 @@ mod tests {
             last: Some(100_000),
         };
         assert!(cache
-            .get_reading("/big", || Some(wide), None, Vouched::ReadAhead)
+            .get_reading("/big", || Some(wide), None)
             .unwrap()
             .1
             .is_none());
@@ -609,18 +652,11 @@ mod tests {
         other[300_000] ^= 1;
         std::fs::write(dir.path().join("big2"), &other).unwrap();
         std::fs::rename(dir.path().join("big2"), dir.path().join("big")).unwrap();
-        assert!(cache
-            .get_reading("/big", || Some(range), None, Vouched::ReadAhead)
-            .is_none());
+        assert!(cache.get_reading("/big", || Some(range), None).is_none());
         // a small file is held whole: nothing is read, nor the range asked
         cache.insert("/a", state(dir.path(), "a", 10));
         let (hit, read) = cache
-            .get_reading(
-                "/a",
-                || panic!("not asked of a small file"),
-                None,
-                Vouched::ReadAhead,
-            )
+            .get_reading("/a", || panic!("not asked of a small file"), None)
             .unwrap();
         assert!(read.is_none() && hit.prefetched.is_some());
     }
@@ -635,32 +671,22 @@ mod tests {
         cache.insert("/a", state(dir.path(), "a", 10));
         let before = Ticket::draw();
         // no revalidation yet: its own `stat`
-        assert!(cache
-            .get_reading("/a", || None, Some(before), Vouched::ReadAhead)
-            .is_some());
+        assert!(cache.get_reading("/a", || None, Some(before)).is_some());
         let read_then = Ticket::draw();
-        assert!(cache
-            .get_reading("/a", || None, None, Vouched::ReadAhead)
-            .is_some());
+        assert!(cache.get_reading("/a", || None, None).is_some());
         // renamed over (another inode, another size)
         std::fs::write(dir.path().join("a2"), b"0123456789a").unwrap();
         std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
         // read before the last revalidation began, and so before the change:
         // that revalidation answers for it, and no `stat` is made
         let made = cache.stats_made();
-        assert!(cache
-            .get_reading("/a", || None, Some(read_then), Vouched::ReadAhead)
-            .is_some());
+        assert!(cache.get_reading("/a", || None, Some(read_then)).is_some());
         assert_eq!(cache.stats_made(), made, "the revalidation is shared");
         // read after the change: its own `stat` sees it, and the entry goes
         let read_now = Ticket::draw();
-        assert!(cache
-            .get_reading("/a", || None, Some(read_now), Vouched::ReadAhead)
-            .is_none());
+        assert!(cache.get_reading("/a", || None, Some(read_now)).is_none());
         assert_eq!(cache.stats_made(), made + 1);
-        assert!(cache
-            .get_reading("/a", || None, Some(read_then), Vouched::ReadAhead)
-            .is_none());
+        assert!(cache.get_reading("/a", || None, Some(read_then)).is_none());
 
         // a hit that reads a range of a large file: the bytes need a stamp
         // check after them, which sees a rewrite in place even where the
@@ -680,31 +706,18 @@ mod tests {
             last: Some(9),
         };
         let read_then = Ticket::draw();
-        assert!(cache
-            .get_reading("/big", || None, None, Vouched::ReadAhead)
-            .is_some());
+        assert!(cache.get_reading("/big", || None, None).is_some());
         let made = cache.stats_made();
         let (_, read) = cache
-            .get_reading("/big", || Some(range), Some(read_then), Vouched::ReadAhead)
+            .get_reading("/big", || Some(range), Some(read_then))
             .unwrap();
         assert_eq!(read.expect("read with the hit").bytes, &big[..10]);
         assert_eq!(cache.stats_made(), made, "an fstat, not a path stat");
-        // the caller reads (and checks) the range itself: nothing read here
-        let (_, read) = cache
-            .get_reading(
-                "/big",
-                || Some(range),
-                Some(read_then),
-                Vouched::CallerReads,
-            )
-            .unwrap();
-        assert!(read.is_none(), "left to the caller");
-        assert_eq!(cache.stats_made(), made, "no path stat either");
         // not vouched for (drawn after the last revalidation began): its
-        // own path stat, with the range read before it, as for ReadAhead
+        // own path stat, with the range read before it
         let read_now = Ticket::draw();
         let (_, read) = cache
-            .get_reading("/big", || Some(range), Some(read_now), Vouched::CallerReads)
+            .get_reading("/big", || Some(range), Some(read_now))
             .unwrap();
         assert_eq!(read.expect("read with the hit").bytes, &big[..10]);
         assert_eq!(cache.stats_made(), made + 1, "a path stat");
@@ -716,8 +729,70 @@ mod tests {
             .write_all(b"more")
             .unwrap();
         assert!(cache
-            .get_reading("/big", || Some(range), Some(read_then), Vouched::ReadAhead)
+            .get_reading("/big", || Some(range), Some(read_then))
             .is_none());
+    }
+
+    /// A settled hit taken with `get_later` is confirmed by a `stat` made
+    /// after its answer was: one shared by the answers made before it
+    /// began, never by one made after. A change (a rename over the path, a
+    /// write in place) is never confirmed, and the entry goes; a racy entry
+    /// is revalidated at once instead.
+    #[test]
+    fn answers_made_then_confirmed_share_one_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileStates::new(10, 1 << 20);
+        cache.insert("/a", state(dir.path(), "a", 10));
+        let later = |key| match cache.get_later(key, || None) {
+            Some(Hit::Later(state)) => Some(state),
+            Some(Hit::Now(..)) => panic!("{key}: a settled entry is left to confirm"),
+            None => None,
+        };
+        let made = cache.stats_made();
+        let (first, second) = (later("/a").unwrap(), later("/a").unwrap());
+        assert_eq!(cache.stats_made(), made, "no stat before the answers");
+        let (first_made, second_made) = (Ticket::draw(), Ticket::draw());
+        assert!(cache.confirm("/a", &first, first_made));
+        assert_eq!(cache.stats_made(), made + 1, "the first confirmation stats");
+        assert!(cache.confirm("/a", &second, second_made));
+        assert_eq!(
+            cache.stats_made(),
+            made + 1,
+            "and serves the answer made before"
+        );
+        // an answer made after that stat began waits for one of its own
+        assert!(cache.confirm("/a", &first, Ticket::draw()));
+        assert_eq!(cache.stats_made(), made + 2);
+
+        // renamed over after the answer was made: not confirmed, and gone
+        let stale = later("/a").unwrap();
+        std::fs::write(dir.path().join("a2"), b"0123456789").unwrap();
+        std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
+        assert!(!cache.confirm("/a", &stale, Ticket::draw()));
+        assert!(later("/a").is_none(), "the stale entry is dropped");
+
+        // written in place (same inode, same size): the stamp moves
+        cache.insert("/b", state(dir.path(), "b", 10));
+        let stale = later("/b").unwrap();
+        assert!(cache.confirm("/b", &stale, Ticket::draw()));
+        std::thread::sleep(Duration::from_millis(10));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("b"))
+            .unwrap()
+            .write_all(b"x")
+            .unwrap();
+        let made_after = Ticket::draw();
+        assert!(!cache.confirm("/b", &stale, made_after));
+        assert!(later("/b").is_none());
+
+        // racy: revalidated now, a stat per lookup
+        let mut racy = state(dir.path(), "c", 10);
+        racy.racy_until = Some(SystemTime::now() + Duration::from_secs(3600));
+        cache.insert("/c", racy);
+        let made = cache.stats_made();
+        assert!(matches!(cache.get_later("/c", || None), Some(Hit::Now(..))));
+        assert_eq!(cache.stats_made(), made + 1);
     }
 
     /// `hot` says an entry was revalidated a moment ago, and only that.

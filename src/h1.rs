@@ -12,9 +12,11 @@
 //! (no quirks, journal or CORS): [`crate::handler::express`] plans it with
 //! the same rules and writes its head from bytes rendered once per file
 //! version, and the access line is the frame's ([`crate::access::ExpressLine`]).
-//! A request for an entry revalidated a moment ago yields once before it is
-//! answered, so that the requests read in the same turn of the scheduler
-//! share one revalidating `stat` (see [`crate::filestate`]).
+//! Such an answer is made from the cache entry before it is revalidated,
+//! then waits once behind the tasks already queued, and leaves only once a
+//! `stat` begun after it was made finds the entry unchanged: the answers
+//! made in one turn of the scheduler share one `stat`, which vouches for
+//! their heads and for the bytes they read (see [`crate::filestate`]).
 //!
 //! A request with `Connection: close` is plain too: its answer says
 //! `Connection: close` where hyper's does, and the connection ends with it.
@@ -44,7 +46,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::access::{self, ConnInfo};
-use crate::filestate::Ticket;
+use crate::body::Check;
+use crate::filestate::{FileState, Ticket};
 use crate::handler::{App, Express};
 use crate::plan::FileMethod;
 
@@ -469,12 +472,8 @@ where
             let _in_flight = conn.activity.start();
             let start = logging.then(Instant::now);
             out.clear();
-            // the requests read in this turn share one revalidation
-            let seen = app
-                .files
-                .read_ticket(target_path(&buf[plain.target.range()]))
-                .await;
-            let answer = express(app, &plain, &buf[..plain.len], seen, &mut out);
+            let mut unconfirmed = None;
+            let answer = express(app, &plain, &buf[..plain.len], &mut unconfirmed, &mut out);
             // the access line, as the frame writes it (none for a declined head)
             let line = |status| {
                 let start = start?;
@@ -487,74 +486,98 @@ where
                 let method = (&plain.method, target, range);
                 access::ExpressLine::new(app, conn, start, method, status)
             };
+            // An answer made from an entry not revalidated yet (its bytes
+            // read too, when at hand) leaves only once a `stat` begun after
+            // it was made vouches for the entry: the answers made in this
+            // turn wait behind each other and share the first one's.
+            let confirmed = |made| match &unconfirmed {
+                Some(state) => {
+                    let key = target_path(&buf[plain.target.range()]);
+                    app.files.confirm(key, state, made)
+                }
+                None => true,
+            };
             match answer {
                 Express::Declined => out.clear(),
                 Express::Written(status, mut body) => {
-                    answers_leave_together().await;
                     fit_head(&mut out, &plain);
                     let len = body.as_ref().map_or(0, |b| b.len());
-                    // a body at hand goes in the head's write, copied once
-                    let gathered = match body.as_mut().and_then(|b| b.gather_into(&mut out)) {
+                    // a body at hand goes in the head's write, copied once;
+                    // the confirmation below checks its reads
+                    let check = match unconfirmed {
+                        Some(_) => Check::Later,
+                        None => Check::Now,
+                    };
+                    let gathered = match body.as_mut().and_then(|b| b.gather_into(&mut out, check))
+                    {
                         Some(Err(e)) => {
                             // the file changed since its head was made (or
                             // a read failed): nothing is sent yet, so the
                             // full service answers, from a fresh look at
                             // the path
                             tracing::debug!(error = %e, "fast-path body not at hand; answering afresh");
-                            out.clear();
                             None
                         }
                         Some(Ok(())) => Some(true),
                         None => Some(false),
                     };
-                    if let Some(gathered) = gathered {
-                        let mut line = line(status);
-                        buf.advance(plain.len);
-                        let (written, given) = match (&mut body, gathered) {
-                            (_, true) => (write_head(io, &out).await, len),
-                            (Some(body), false) => {
-                                match write_body(io, &mut out, body, Framing::Length(len)).await {
-                                    Ok(w) => (Ok(w.whole), w.given),
-                                    Err(e) => (Err(e), 0),
+                    let made = Ticket::draw();
+                    answers_leave_together().await;
+                    match gathered.filter(|_| confirmed(made)) {
+                        None => out.clear(),
+                        Some(gathered) => {
+                            let mut line = line(status);
+                            buf.advance(plain.len);
+                            let (written, given) = match (&mut body, gathered) {
+                                (_, true) => (write_head(io, &out).await, len),
+                                (Some(body), false) => {
+                                    match write_body(io, &mut out, body, Framing::Length(len)).await
+                                    {
+                                        Ok(w) => (Ok(w.whole), w.given),
+                                        Err(e) => (Err(e), 0),
+                                    }
                                 }
+                                (None, false) => (write_head(io, &out).await, 0),
+                            };
+                            if let Some(line) = &mut line {
+                                line.sent = given;
+                                line.done = matches!(written, Ok(true));
                             }
-                            (None, false) => (write_head(io, &out).await, 0),
-                        };
-                        if let Some(line) = &mut line {
-                            line.sent = given;
-                            line.done = matches!(written, Ok(true));
+                            if !written? {
+                                return Ok(End::Closed);
+                            }
+                            if plain.close {
+                                let _ = io.shutdown().await;
+                                return Ok(End::Closed);
+                            }
+                            continue;
                         }
-                        if !written? {
-                            return Ok(End::Closed);
-                        }
-                        if plain.close {
-                            let _ = io.shutdown().await;
-                            return Ok(End::Closed);
-                        }
-                        continue;
                     }
                 }
                 Express::Response(res) => {
+                    let made = Ticket::draw();
                     answers_leave_together().await;
-                    let mut line = line(res.status());
-                    buf.advance(plain.len);
-                    let (mut parts, body) = res.into_parts();
-                    fit(&mut parts, &plain);
-                    let len = match head_only {
-                        true => 0,
-                        false => http_body::Body::size_hint(&body).exact().unwrap_or(0),
-                    };
-                    let sent = send(io, &mut out, &parts, body, head_only, plain.close).await;
-                    if let Some(line) = &mut line {
-                        (line.done, line.sent) = match &sent {
-                            Ok(Sent::KeepOpen | Sent::Close) => (true, len),
-                            Ok(Sent::Broken(given)) => (false, *given),
-                            Err(_) => (false, 0),
+                    if confirmed(made) {
+                        let mut line = line(res.status());
+                        buf.advance(plain.len);
+                        let (mut parts, body) = res.into_parts();
+                        fit(&mut parts, &plain);
+                        let len = match head_only {
+                            true => 0,
+                            false => http_body::Body::size_hint(&body).exact().unwrap_or(0),
                         };
-                    }
-                    match sent? {
-                        Sent::KeepOpen => continue,
-                        Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
+                        let sent = send(io, &mut out, &parts, body, head_only, plain.close).await;
+                        if let Some(line) = &mut line {
+                            (line.done, line.sent) = match &sent {
+                                Ok(Sent::KeepOpen | Sent::Close) => (true, len),
+                                Ok(Sent::Broken(given)) => (false, *given),
+                                Err(_) => (false, 0),
+                            };
+                        }
+                        match sent? {
+                            Sent::KeepOpen => continue,
+                            Sent::Close | Sent::Broken(_) => return Ok(End::Closed),
+                        }
                     }
                 }
             }
@@ -686,16 +709,26 @@ async fn write_head<I: AsyncWrite + Unpin>(io: &mut I, out: &[u8]) -> io::Result
     Ok(true)
 }
 
-/// The path part of a request target, as the file-state cache's key (for
-/// the hint [`crate::filestate::FileStates::hot`] only: a target that is
-/// not UTF-8 gives "").
+/// The path part of a request target, as [`crate::handler::express`] keys
+/// the file-state cache with it (the path `PathAndQuery` reads: up to a
+/// query or fragment). Only for the key of an entry `express` found, which
+/// a target that is not UTF-8 never reaches (it gives "").
 fn target_path(target: &[u8]) -> &str {
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let path = target
+        .split(|&b| b == b'?' || b == b'#')
+        .next()
+        .unwrap_or_default();
     std::str::from_utf8(path).unwrap_or_default()
 }
 
 /// [`crate::handler::express`] for a plain head (`head`: its bytes).
-fn express(app: &App, plain: &PlainHead, head: &[u8], seen: Ticket, out: &mut Vec<u8>) -> Express {
+fn express(
+    app: &App,
+    plain: &PlainHead,
+    head: &[u8],
+    unconfirmed: &mut Option<Arc<FileState>>,
+    out: &mut Vec<u8>,
+) -> Express {
     let Ok(target) = std::str::from_utf8(&head[plain.target.range()]) else {
         return Express::Declined;
     };
@@ -708,7 +741,7 @@ fn express(app: &App, plain: &PlainHead, head: &[u8], seen: Ticket, out: &mut Ve
         .map(|(name, value)| (&head[name.range()], &head[value.range()]));
     // a panic is answered by the full service, which contains it
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::handler::express(app, method, target, !plain.http10, lines, Some(seen), out)
+        crate::handler::express(app, method, target, !plain.http10, lines, unconfirmed, out)
     }))
     .unwrap_or(Express::Declined)
 }
@@ -861,6 +894,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key an answer is confirmed under is the one `express` found its
+    /// entry under: the path `PathAndQuery` reads from the target.
+    #[test]
+    fn target_path_is_the_path_the_service_reads() {
+        for target in [
+            "/a",
+            "/a?b=1",
+            "/a?",
+            "/a#frag",
+            "/a?b#c",
+            "/%20x/y.txt",
+            "/a/?q#f",
+        ] {
+            let pq = axum::http::uri::PathAndQuery::try_from(target).unwrap();
+            assert_eq!(target_path(target.as_bytes()), pq.path(), "{target}");
+        }
+    }
     use std::task::{Context, Poll};
 
     /// A body that claims `len` bytes and gives `frames`, then perhaps fails.

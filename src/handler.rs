@@ -16,7 +16,7 @@ use percent_encoding::percent_decode_str;
 use crate::body::{self, FileBody, FileSource, Source, Verify};
 use crate::config::Config;
 use crate::error::{HttpError, ALLOWED_METHODS};
-use crate::filestate::{FileState, FileStates, Vouched};
+use crate::filestate::{FileState, FileStates, Hit};
 use crate::fs::FileStamp;
 use crate::fs::{decode_path, OpenFile, Prefetched, ReadWithOpen, RequestPath, Resolved, Root};
 use crate::hashcache::{Digest, HashCache, HashError, Hashed};
@@ -163,10 +163,7 @@ async fn serve(
         // as on the HTTP/1.1 fast path: requests read together share one
         // revalidation (HTTP/2 streams, and what that path leaves to us)
         let seen = app.files.read_ticket(raw_path).await;
-        if let Some((state, first_range)) =
-            app.files
-                .get_reading(raw_path, want, Some(seen), Vouched::ReadAhead)
-        {
+        if let Some((state, first_range)) = app.files.get_reading(raw_path, want, Some(seen)) {
             let headers = &req.headers;
             return serve_file(
                 app,
@@ -718,8 +715,9 @@ pub(crate) enum Express {
 /// written straight into `out` from the bytes rendered once for the
 /// version ([`render::wire`]). Declines whatever needs more: a refused
 /// head, a path [`open_now`] leaves to [`serve`], a racy digest (its bodies
-/// are verified). `seen`: the request's ticket, drawn once it was read
-/// (see [`crate::filestate`]: a revalidation made since may serve it).
+/// are verified). An answer made from a cache entry not revalidated yet
+/// names it in `unconfirmed`: the caller sends none of that answer unless
+/// [`FileStates::confirm`] holds for it (see [`crate::filestate`]).
 /// Only for servers without quirks, journal or CORS (the caller writes the
 /// access line). `http11`: the request is HTTP/1.1 (else 1.0, where `Host`
 /// may be absent).
@@ -729,7 +727,7 @@ pub(crate) fn express<'a>(
     target: &'a str,
     http11: bool,
     headers: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
-    seen: Option<crate::filestate::Ticket>,
+    unconfirmed: &mut Option<Arc<FileState>>,
     out: &mut Vec<u8>,
 ) -> Express {
     // what the frame refuses, it answers itself
@@ -757,11 +755,12 @@ pub(crate) fn express<'a>(
         (FileMethod::Get, RangeHeader::Value(v)) => range::lone_spec(v),
         _ => None,
     };
-    let hit = app
-        .files
-        .get_reading(path, want, seen, Vouched::CallerReads);
-    let opened = match hit {
-        Some(hit) => Ok(hit),
+    let opened = match app.files.get_later(path, want) {
+        Some(Hit::Later(state)) => {
+            *unconfirmed = Some(Arc::clone(&state));
+            Ok((state, None))
+        }
+        Some(Hit::Now(state, read)) => Ok((state, read)),
         None => match open_now(app, path, want()) {
             OpenNow::File(file, first_range) => Ok((file, first_range)),
             OpenNow::Passing(file, digest) => Err((file, digest)),
