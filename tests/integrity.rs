@@ -868,6 +868,73 @@ fn write_caught_in_progress() {
 // 1. In-place rewrites at the same size
 // ---------------------------------------------------------------------------
 
+/// A settled file rewritten in place while keep-alive clients read ranges
+/// of it. A hit of a settled entry is answered from the entry first, its
+/// bytes read, and confirmed by one `stat` begun after the answer was made
+/// (shared by the answers made in that turn): a rewrite that lands between
+/// an answer's read and that `stat` must turn it into a miss, never send
+/// new or mixed bytes under the old version's digest. Each version stands
+/// past the settling window (`--settle-window 1`), so its digest settles
+/// and its ranges take that path (about one `stat` per four answers here,
+/// by `perf stat`), before the next one lands in place under load.
+#[test]
+fn settled_file_rewritten_in_place_under_ranges() {
+    const SIZE: usize = 1024 * 1024;
+    let name = "settled_file_rewritten_in_place_under_ranges";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.bin");
+    let versions = [vec![0x11u8; SIZE], vec![0x22u8; SIZE]];
+    let digests = [sha256(&versions[0]), sha256(&versions[1])];
+    std::fs::write(&path, &versions[0]).unwrap();
+    let s = Served::start(dir.path(), &["--settle-window", "1"]);
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
+    let clients: Vec<_> = (0..4u64)
+        .map(|i| {
+            let (tally, stop, addr) = (Arc::clone(&tally), Arc::clone(&stop), s.addr);
+            std::thread::spawn(move || {
+                let mut c = Client::new(addr);
+                let mut n = i;
+                while !stop.load(Ordering::Relaxed) {
+                    n = n
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let from = (n >> 33) % (SIZE as u64 - 4096);
+                    let range = format!("bytes={from}-{}", from + 4095);
+                    let Some(res) = c.get("/f.bin", &[("Range", &range)]) else {
+                        Tally::bump(&tally.cut);
+                        continue;
+                    };
+                    if res.status != 206 {
+                        tally.other_status(res.status);
+                        continue;
+                    }
+                    // the version the bytes are of, if they are all of one
+                    let of = [0x11u8, 0x22]
+                        .iter()
+                        .position(|&b| res.body.len() == 4096 && res.body.iter().all(|&x| x == b));
+                    tally.record(
+                        judged(claimed_digest(&res), of.map(|v| &digests[v])),
+                        &range,
+                    );
+                }
+            })
+        })
+        .collect();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for v in 1..=6 {
+        std::thread::sleep(Duration::from_millis(1600));
+        f.write_all_at(&versions[v % 2], 0).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1600));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    tally.assert_clean(name, MIN_VALIDATED);
+}
+
 #[test]
 fn in_place_rewrite_4k() {
     in_place_rewrite(4096, "in_place_rewrite_4k");
