@@ -334,9 +334,15 @@ impl FileStates {
     /// has yet) one made now does. The path then led to this version after
     /// the request was read, and the bytes read from its descriptor before
     /// that `stat` are of this version (its stamp had not moved). `false`:
-    /// the entry is dropped; send nothing made from it.
-    pub fn confirm(&self, key: &str, state: &Arc<FileState>, made: Ticket) -> bool {
-        state.checked.vouches_for(made) || self.revalidate(key, state)
+    /// the entry is dropped; send nothing made from it. `key()` is asked
+    /// only for a revalidation made here (to drop a stale entry).
+    pub fn confirm<'k>(
+        &self,
+        key: impl FnOnce() -> &'k str,
+        state: &Arc<FileState>,
+        made: Ticket,
+    ) -> bool {
+        state.checked.vouches_for(made) || self.revalidate(key(), state)
     }
 
     /// The entry for `key`, not revalidated, marked as just used.
@@ -752,29 +758,29 @@ mod tests {
         let (first, second) = (later("/a").unwrap(), later("/a").unwrap());
         assert_eq!(cache.stats_made(), made, "no stat before the answers");
         let (first_made, second_made) = (Ticket::draw(), Ticket::draw());
-        assert!(cache.confirm("/a", &first, first_made));
+        assert!(cache.confirm(|| "/a", &first, first_made));
         assert_eq!(cache.stats_made(), made + 1, "the first confirmation stats");
-        assert!(cache.confirm("/a", &second, second_made));
+        assert!(cache.confirm(|| "/a", &second, second_made));
         assert_eq!(
             cache.stats_made(),
             made + 1,
             "and serves the answer made before"
         );
         // an answer made after that stat began waits for one of its own
-        assert!(cache.confirm("/a", &first, Ticket::draw()));
+        assert!(cache.confirm(|| "/a", &first, Ticket::draw()));
         assert_eq!(cache.stats_made(), made + 2);
 
         // renamed over after the answer was made: not confirmed, and gone
         let stale = later("/a").unwrap();
         std::fs::write(dir.path().join("a2"), b"0123456789").unwrap();
         std::fs::rename(dir.path().join("a2"), dir.path().join("a")).unwrap();
-        assert!(!cache.confirm("/a", &stale, Ticket::draw()));
+        assert!(!cache.confirm(|| "/a", &stale, Ticket::draw()));
         assert!(later("/a").is_none(), "the stale entry is dropped");
 
         // written in place (same inode, same size): the stamp moves
         cache.insert("/b", state(dir.path(), "b", 10));
         let stale = later("/b").unwrap();
-        assert!(cache.confirm("/b", &stale, Ticket::draw()));
+        assert!(cache.confirm(|| "/b", &stale, Ticket::draw()));
         std::thread::sleep(Duration::from_millis(10));
         std::fs::OpenOptions::new()
             .write(true)
@@ -783,7 +789,7 @@ mod tests {
             .write_all(b"x")
             .unwrap();
         let made_after = Ticket::draw();
-        assert!(!cache.confirm("/b", &stale, made_after));
+        assert!(!cache.confirm(|| "/b", &stale, made_after));
         assert!(later("/b").is_none());
 
         // racy: revalidated now, a stat per lookup

@@ -492,7 +492,7 @@ where
             // turn wait behind each other and share the first one's.
             let confirmed = |made| match &unconfirmed {
                 Some(state) => {
-                    let key = target_path(&buf[plain.target.range()]);
+                    let key = || target_path(&buf[plain.target.range()]);
                     app.files.confirm(key, state, made)
                 }
                 None => true,
