@@ -5,7 +5,8 @@ Derived from the team's reference harness (shared/bench/bench.py) and using the 
 servers run one at a time pinned to CPU 0 (taskset), the load generator (wrk -t1 -c32, curl) is
 pinned to CPU 1, each server is restarted per round, rounds alternate the order of servers,
 results are medians over rounds, throughput is also given per server-CPU-second (the figure to
-compare when the client saturates its core), and RSS is the peak VmHWM of the server's process
+compare when the client saturates its core) and as the server's CPU per request, user space and
+kernel apart ("usr us/req", "sys us/req": the tick-sampled split of /proc/PID/stat), and RSS is the peak VmHWM of the server's process
 tree. nginx runs with bench/nginx.conf (one worker, sendfile, tcp_nopush, open_file_cache, no
 access log: the reference's peer config). Every scenario checks sample responses byte for byte
 before it is timed; a server that answers wrongly is skipped for that scenario, with a note.
@@ -388,15 +389,23 @@ def cpus_allowed(pid):
 
 def proc_cpu_ticks(pids):
     """utime+stime (clock ticks) summed over pids (all threads of each process)."""
-    total = 0
+    return sum(proc_cpu_split(pids))
+
+
+def proc_cpu_split(pids):
+    """(utime, stime) in clock ticks, summed over pids (all threads of each process). The
+    kernel charges each tick to the mode it lands in, so the split is a sample (within a few
+    per cent over a few hundred ticks); the sum is the process's CPU time."""
+    user = system = 0
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return user, system
 
 
 def cpu_busy_ticks():
@@ -420,17 +429,19 @@ class CpuMeter:
         self.srv = srv
         self.pids = [srv.proc.pid] + descendants(srv.proc.pid)
         self.t0 = time.time()
-        self.p0 = proc_cpu_ticks(self.pids)
+        self.u0, self.s0 = proc_cpu_split(self.pids)
         self.c0 = cpu_busy_ticks()
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.r0 = ru.ru_utime + ru.ru_stime
 
     def stop(self):
         dt = time.time() - self.t0
-        p1 = proc_cpu_ticks(self.pids)
+        u1, s1 = proc_cpu_split(self.pids)
         c1 = cpu_busy_ticks()
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # load generators already reaped
-        res = {"srv_cpu_pct": round(100.0 * (p1 - self.p0) / self.HZ / dt, 1) if dt > 0 else None,
+        du, ds = u1 - self.u0, s1 - self.s0
+        res = {"srv_cpu_pct": round(100.0 * (du + ds) / self.HZ / dt, 1) if dt > 0 else None,
+               "srv_user_s": du / self.HZ, "srv_sys_s": ds / self.HZ,
                "client_cpu_pct": round(100.0 * (ru.ru_utime + ru.ru_stime - self.r0) / dt, 1) if dt > 0 else None}
         for cpu, label in ((SERVER_CPU, "server_core_busy_pct"), (CLIENT_CPU, "client_core_busy_pct")):
             k = "cpu" + cpu
@@ -1378,6 +1389,11 @@ class Harness:
                 clis = [d["client_cpu_pct"] for d in dets if d.get("client_cpu_pct") is not None]
                 rows[n]["srv_cpu_pct"] = statistics.median(cpus) if cpus else None
                 rows[n]["client_cpu_pct"] = statistics.median(clis) if clis else None
+                # the server's CPU per request, user space and kernel apart (medians)
+                for key, field in (("user_us", "srv_user_s"), ("sys_us", "srv_sys_s")):
+                    per = [1e6 * d[field] / d["requests"] for d in dets
+                           if d.get(field) is not None and d.get("requests")]
+                    rows[n][key] = statistics.median(per) if per else None
                 if hib and cpus and len(cpus) == len(vals):
                     rows[n]["per_cpu"] = statistics.median(v / (c / 100.0) for v, c in zip(vals, cpus))
                 else:
@@ -1425,7 +1441,7 @@ def print_report(res, h):
         print(f"\n== {mid}: {m['title']} [{m['unit']}, {better}] ==")
         hdr = f"{'server':<22}{'median':>10}{'min':>10}{'max':>10}{'ratio/' + base:>13}"
         if has_cpu:
-            hdr += f"{'srvCPU%':>9}{'cliCPU%':>9}{'per-CPU ratio':>15}"
+            hdr += f"{'srvCPU%':>9}{'cliCPU%':>9}{'per-CPU ratio':>15}{'usr us/req':>12}{'sys us/req':>12}"
         print(hdr + "  note")
         tag = "-s7" if mid in ("S7", "RSS7") else "-tls" if mid in TLS_SCENARIOS + ["RSS9"] else ""
         for n in names:
@@ -1449,6 +1465,9 @@ def print_report(res, h):
                 line += (f"{(f'{sc:.0f}' if sc is not None else '-'):>9}"
                          f"{(f'{cc:.0f}' if cc is not None else '-'):>9}"
                          f"{(f'{pr:.2f}' if pr is not None else '-'):>15}")
+                for key in ("user_us", "sys_us"):
+                    v = r.get(key)
+                    line += f"{(f'{v:.2f}' if v is not None else '-'):>12}"
             print(line + "  " + note)
     s8 = res.get("S8")
     if s8:
